@@ -1,0 +1,77 @@
+# Alliance Points Portal. `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# The test suite talks to the real services of the machine (see README).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/alliance
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/2
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test bench lint messages venv dev-venv browser clean demo-smoke
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime
+dev-venv: $(VENV)/.dev
+
+## demo: SQLite, in-process tasks, demo data, the portal on http://$(HOST):$(PORT)
+demo: $(VENV)/.runtime
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL $(BIN)/python manage.py migrate --noinput
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL $(BIN)/python manage.py seed_demo
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## browser: Debian's Chromium for the Playwright tests (Playwright cannot download its own here)
+browser:
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium"; exit 1; }; }
+
+## messages: extract and compile the zh-hans and en catalogs
+messages: $(VENV)/.dev
+	$(BIN)/python manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore='.venv/*' --ignore='staticfiles/*'
+	$(BIN)/python manage.py compilemessages --ignore='.venv/*'
+
+## test: the whole suite on PostgreSQL + Redis, then a smoke run of the SQLite demo path
+test: $(VENV)/.dev browser
+	$(BIN)/python manage.py compilemessages --ignore='.venv/*' -v0
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+	  --cov --cov-report=term:skip-covered --no-cov-on-fail
+	$(MAKE) --no-print-directory demo-smoke
+
+## demo-smoke: migrate, seed and serve a page on a throw-away SQLite file
+demo-smoke: $(VENV)/.runtime
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	export DATABASE_URL=sqlite:///$$tmp/demo.sqlite3 LOG_SIGNER_KEY_FILE=$$tmp/signer.key; \
+	unset CELERY_BROKER_URL REDIS_URL; \
+	set -e; \
+	$(BIN)/python manage.py migrate --noinput -v0; \
+	$(BIN)/python manage.py seed_demo > $$tmp/seed1.txt; \
+	$(BIN)/python manage.py seed_demo --json > $$tmp/seed2.json; \
+	$(BIN)/python manage.py demo_smoke; \
+	echo "demo smoke: ok"
+
+## bench: the benchmarks of bench/ (figures go in the README)
+bench: $(VENV)/.dev
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(BIN)/python -m bench
+
+## lint: ruff
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .coverage db.sqlite3*

@@ -1,0 +1,125 @@
+"""The demo alliance that ``manage.py seed_demo`` creates.
+
+Everything is looked up by a natural key before it is created, so a second run finds it all
+and changes nothing. Later features add their demo data here (assets, deposits, API keys).
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from allauth.account.models import EmailAddress
+from django.db import transaction
+
+from merchants.models import Merchant, StaffMembership, Store
+
+from .models import District, User
+
+DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - printed to the person running the demo
+
+
+@dataclass(frozen=True)
+class DemoMerchant:
+    slug: str
+    name_zh: str
+    name_en: str
+    category: str
+    rebate_rate: Decimal
+    asset_code: str
+    asset_name_zh: str
+    asset_name_en: str
+    units_per_cny: int
+    stores: tuple[tuple[str, str, str, str], ...] = field(default=())
+
+
+DISTRICT = {"slug": "jingan", "name_zh": "静安寺商圈", "name_en": "Jing'an Temple District"}
+
+MERCHANTS = (
+    DemoMerchant(
+        "burger-house", "汉堡屋", "Burger House", "restaurant", Decimal("0.1000"),
+        "BURGER", "汉堡积分", "Burger points", 100,
+        (("Burger House Nanjing Rd", "南京西路1788号", "31.224100", "121.445900"),
+         ("Burger House Yuyuan Rd", "愚园路68号", "31.222800", "121.443100")),
+    ),
+    DemoMerchant(
+        "bean-coffee", "豆子咖啡", "Bean Coffee", "cafe", Decimal("0.0800"),
+        "BEAN", "咖啡豆", "Coffee beans", 10,
+        (("Bean Coffee Huashan Rd", "华山路2号", "31.221500", "121.446800"),),
+    ),
+    DemoMerchant(
+        "city-parking", "城市停车", "City Parking", "parking", Decimal("0.0500"),
+        "PARK", "停车积分", "Parking points", 1,
+        (("City Parking Jing'an Kerry", "延安中路1238号", "31.223300", "121.449600"),),
+    ),
+)
+
+SHOPPERS = (
+    ("alice@example.com", "+8613800000001", "Alice 李"),
+    ("bob@example.com", "+8613800000002", "Bob 王"),
+    ("carol@example.com", "+8613800000003", "Carol 张"),
+)
+
+
+def _user(email: str, phone: str | None = None, name: str = "", **flags) -> User:
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(
+            email=email, password=DEMO_PASSWORD, phone=phone, phone_verified=bool(phone),
+            display_name=name, **flags,
+        )
+    EmailAddress.objects.get_or_create(
+        user=user, email=email, defaults={"verified": True, "primary": True}
+    )
+    return user
+
+
+@transaction.atomic
+def seed_demo() -> dict:
+    """Create (once) the demo alliance and return its logins for printing."""
+    district, _ = District.objects.get_or_create(slug=DISTRICT["slug"], defaults=DISTRICT)
+    report: dict = {"merchants": [], "shoppers": [], "staff": [], "council": []}
+
+    for spec in MERCHANTS:
+        merchant, _ = Merchant.objects.get_or_create(
+            slug=spec.slug,
+            defaults={
+                "name_zh": spec.name_zh, "name_en": spec.name_en, "category": spec.category,
+                "district": district, "rebate_rate": spec.rebate_rate,
+                "legal_name": f"{spec.name_en} Ltd.",
+            },
+        )
+        for name, address, lat, lng in spec.stores:
+            Store.objects.get_or_create(
+                merchant=merchant, name=name,
+                defaults={"address": address, "latitude": Decimal(lat), "longitude": Decimal(lng)},
+            )
+        staff = []
+        for role in (StaffMembership.Role.OWNER, StaffMembership.Role.CASHIER):
+            email = f"{role}@{spec.slug}.example.com"
+            user = _user(email, name=f"{spec.name_en} {role}")
+            StaffMembership.objects.get_or_create(merchant=merchant, user=user,
+                                                  defaults={"role": role})
+            staff.append({"email": email, "password": DEMO_PASSWORD, "role": role})
+        report["merchants"].append({
+            "name": spec.name_en, "slug": spec.slug, "asset": spec.asset_code,
+            "rebate_rate": str(spec.rebate_rate), "units_per_cny": spec.units_per_cny,
+            "staff": staff,
+        })
+
+    for email, phone, name in SHOPPERS:
+        user = _user(email, phone, name)
+        report["shoppers"].append({"email": email, "phone": phone, "password": DEMO_PASSWORD,
+                                   "member_code": user.member_code})
+
+    staff_user = _user("staff@alliance.example.com", name="Alliance staff",
+                       is_alliance_staff=True)
+    report["staff"].append({"email": staff_user.email, "password": DEMO_PASSWORD})
+    supervisor = _user("supervisor@alliance.example.com", name="Supervisor", is_supervisor=True)
+    report["supervisor"] = {"email": supervisor.email, "password": DEMO_PASSWORD}
+    for n in (1, 2, 3):
+        member = _user(f"council{n}@alliance.example.com", name=f"Council member {n}",
+                       is_council_member=True)
+        report["council"].append({"email": member.email, "password": DEMO_PASSWORD})
+    admin = _user("admin@alliance.example.com", name="Administrator", is_staff=True,
+                  is_superuser=True)
+    report["admin"] = {"email": admin.email, "password": DEMO_PASSWORD}
+    return report

@@ -1,0 +1,30 @@
+"""``/api/v1/``: every app's endpoints under one versioned root."""
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+app_name = "api"
+
+
+@extend_schema(exclude=True)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def api_root(request: Request, format=None) -> Response:
+    """Entry point of the API: links to the schema and the interactive docs."""
+    return Response(
+        {
+            "version": "v1",
+            "schema": reverse("schema", request=request),
+            "docs": reverse("swagger-ui", request=request),
+        }
+    )
+
+
+urlpatterns = [
+    path("", api_root, name="root"),
+]

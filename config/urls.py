@@ -1,0 +1,31 @@
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from alliance import views as alliance_views
+from alliance.urls import console_patterns, explorer_patterns
+
+urlpatterns = [
+    path("healthz", alliance_views.healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("config.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("dashboard/", include("merchants.urls")),
+    path("console/", include(console_patterns)),
+    path("explorer/", include(explorer_patterns)),
+    path("", include("points.urls")),
+]
+
+if settings.DEBUG:
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+handler400 = "alliance.views.error_400"
+handler403 = "alliance.views.error_403"
+handler404 = "alliance.views.error_404"
+handler500 = "alliance.views.error_500"
