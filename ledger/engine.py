@@ -1,0 +1,185 @@
+"""The posting engines: write one validated transaction to the journal.
+
+Two implementations of one algorithm (``ledger_post`` in migration 0002 is the other half):
+
+* ``post_sql``: PostgreSQL, one round trip to the ``ledger_post()`` function.
+* ``post_python``: the same steps through the ORM; the SQLite demo uses it, and the property
+  tests run it on PostgreSQL too so both engines are held to the same invariants.
+
+Steps, in this order: lock the bounded accounts in primary-key order; insert the transaction
+under its unique ``(client, idempotency_key)`` (an existing one is a replay or a conflict);
+check per-asset balance and the bounded balances under the locks; update balances; insert
+postings; move lots (debits consume soonest-expiring first, freed lots are queued and
+credits take from the queue in leg order, the rest opens a lot at the leg's expiry).
+"""
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import DatabaseError, IntegrityError, connection
+from django.db import transaction as db_transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .errors import InsufficientBalance, LedgerInvariantError
+from .models import Account, Lot, Posting, Transaction
+
+
+@dataclass(frozen=True)
+class PreparedLeg:
+    leg: int
+    account: Account
+    amount: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    transaction_id: int
+    created_at: datetime
+    status: str  # "posted", "replayed" or "conflict"
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+_SQLSTATE_INSUFFICIENT = "LB001"
+_SQLSTATE_UNBALANCED = "LB002"
+
+
+def post_sql(*, kind: str, client: str, key: str, fingerprint: str, metadata: dict,
+             occurred_at: datetime, legs: list[PreparedLeg]) -> Outcome:
+    payload = json.dumps([
+        {"leg": leg.leg, "account": leg.account.pk, "amount": leg.amount,
+         "expires_at": leg.expires_at.isoformat() if leg.expires_at else None}
+        for leg in legs
+    ])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT txn_id, txn_created, outcome FROM ledger_post(%s, %s, %s, %s, %s::jsonb, "
+                "%s, %s::jsonb)",
+                [kind, client, key, fingerprint, json.dumps(metadata), occurred_at, payload],
+            )
+            txn_id, created_at, status = cursor.fetchone()
+    except DatabaseError as exc:
+        cause = exc.__cause__
+        sqlstate = getattr(cause, "sqlstate", None)
+        detail = getattr(getattr(cause, "diag", None), "message_detail", None)
+        if sqlstate == _SQLSTATE_INSUFFICIENT:
+            raise InsufficientBalance(details={"account": _public_id(legs, detail)}) from None
+        if sqlstate == _SQLSTATE_UNBALANCED:
+            raise LedgerInvariantError(details={"asset": detail}) from None
+        raise
+    return Outcome(txn_id, created_at, status)
+
+
+def _public_id(legs: list[PreparedLeg], account_pk: str | None) -> str | None:
+    for leg in legs:
+        if str(leg.account.pk) == account_pk:
+            return leg.account.public_id
+    return None
+
+
+# --- Python (ORM) -----------------------------------------------------------------------------
+
+
+def post_python(*, kind: str, client: str, key: str, fingerprint: str, metadata: dict,
+                occurred_at: datetime, legs: list[PreparedLeg]) -> Outcome:
+    bounded_ids = sorted({leg.account.pk for leg in legs if leg.account.bounded})
+    # Prevents deadlocks: every writer locks bounded accounts in primary-key order.
+    locked = {
+        account.pk: account
+        for account in Account.objects.filter(pk__in=bounded_ids)
+        .order_by("pk").select_for_update(of=("self",))
+    }
+
+    existing = _existing(client, key)
+    if existing is not None:
+        return _replay_or_conflict(existing, fingerprint)
+    try:
+        with db_transaction.atomic():
+            txn = Transaction.objects.create(
+                kind=kind, client=client, idempotency_key=key, fingerprint=fingerprint,
+                metadata=metadata, occurred_at=occurred_at, created_at=timezone.now(),
+            )
+    except IntegrityError:
+        existing = _existing(client, key)
+        if existing is None:
+            raise
+        return _replay_or_conflict(existing, fingerprint)
+
+    deltas: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        deltas[leg.account.pk] += leg.amount
+    for pk in bounded_ids:
+        if locked[pk].balance + deltas[pk] < 0:
+            raise InsufficientBalance(details={"account": locked[pk].public_id})
+    for pk in bounded_ids:
+        if deltas[pk]:
+            Account.objects.filter(pk=pk).update(balance=F("balance") + deltas[pk])
+
+    Posting.objects.bulk_create([
+        Posting(transaction=txn, leg=leg.leg, account=leg.account, asset_id=leg.account.asset_id,
+                amount=leg.amount, expires_at=leg.expires_at)
+        for leg in legs
+    ])
+    _move_lots(legs)
+    return Outcome(txn.pk, txn.created_at, "posted")
+
+
+def _existing(client: str, key: str) -> Transaction | None:
+    return (Transaction.objects.filter(client=client, idempotency_key=key)
+            .only("pk", "created_at", "fingerprint").first())
+
+
+def _replay_or_conflict(existing: Transaction, fingerprint: str) -> Outcome:
+    status = "replayed" if existing.fingerprint == fingerprint else "conflict"
+    return Outcome(existing.pk, existing.created_at, status)
+
+
+def _move_lots(legs: list[PreparedLeg]) -> None:
+    assets = sorted({leg.account.asset_id for leg in legs if leg.account.tracks_lots})
+    for asset_id in assets:
+        queue: list[list] = []  # [expires_at, amount] freed by debits, in consumption order
+        for leg in legs:
+            if leg.account.asset_id != asset_id or leg.amount >= 0 or not leg.account.tracks_lots:
+                continue
+            need = -leg.amount
+            for lot in Lot.objects.filter(account_id=leg.account.pk, remaining__gt=0).order_by(
+                "expires_at", "pk"
+            ):
+                take = min(lot.remaining, need)
+                Lot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
+                queue.append([lot.expires_at, take])
+                need -= take
+                if need == 0:
+                    break
+            if need:
+                raise LedgerInvariantError(details={"lots_short": leg.account.public_id})
+        for leg in legs:
+            if leg.account.asset_id != asset_id or leg.amount <= 0:
+                continue
+            left = leg.amount
+            while left and queue:
+                take = min(left, queue[0][1])
+                if leg.account.tracks_lots:
+                    _lot_add(leg.account.pk, queue[0][0], take)
+                left -= take
+                queue[0][1] -= take
+                if not queue[0][1]:
+                    queue.pop(0)
+            if left and leg.account.tracks_lots:
+                if leg.expires_at is None:
+                    missing = {"lot_expiry_missing": leg.account.public_id}
+                    raise LedgerInvariantError(details=missing)
+                _lot_add(leg.account.pk, leg.expires_at, left)
+
+
+def _lot_add(account_pk: int, expires_at: datetime, amount: int) -> None:
+    updated = Lot.objects.filter(account_id=account_pk, expires_at=expires_at).update(
+        remaining=F("remaining") + amount
+    )
+    if not updated:
+        Lot.objects.create(account_id=account_pk, expires_at=expires_at, remaining=amount)

@@ -1,0 +1,321 @@
+"""Everything that moves value. No other module writes balances, postings, lots or holds.
+
+The entry point is ``transaction_post``; holds, captures, voids and reversals are built on it.
+Each runs in one database transaction: a service called inside a caller's atomic block joins
+it (a savepoint), so a purchase can post and write its own rows all-or-nothing.
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from django.conf import settings
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from . import engine
+from .errors import HoldStateError, IdempotencyConflict, LedgerInvariantError
+from .models import Account, Asset, Hold, Transaction
+
+INT64_MAX = 2**63 - 1
+SYSTEM_CLIENT = "system"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One side of a transaction: ``amount`` minor units onto ``account`` (negative takes).
+
+    ``expires_at`` matters only for a credit to a lot-tracked account that no debit of the
+    same transaction carries lots into; it defaults to the asset's expiry policy."""
+
+    account: Account
+    amount: int
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    transaction_id: int
+    created_at: datetime
+    replayed: bool
+
+    @cached_property
+    def transaction(self) -> Transaction:
+        return Transaction.objects.get(pk=self.transaction_id)
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def holder_key(*, user=None, merchant=None) -> str:
+    if user is not None and merchant is not None:
+        raise ValueError("an account has one holder")
+    if user is not None:
+        return f"u:{user.pk}"
+    if merchant is not None:
+        return f"m:{merchant.pk}"
+    return "alliance"
+
+
+def account_get_or_create(*, asset: Asset, kind: str, user=None, merchant=None) -> Account:
+    """The account of ``(holder, asset, kind)``; created on first use. The alliance holds the
+    accounts that name neither a user nor a merchant."""
+    bounded = kind not in Account.UNBOUNDED_KINDS
+    account, _ = Account.objects.select_related("asset").get_or_create(
+        asset=asset, kind=kind, holder_key=holder_key(user=user, merchant=merchant),
+        defaults={"user": user, "merchant": merchant, "bounded": bounded,
+                  "tracks_lots": bounded and asset.expires},
+    )
+    account.asset = asset
+    return account
+
+
+def issuance_account(asset: Asset) -> Account:
+    """Where ``asset`` is minted from and retired to: its issuer's unbounded account."""
+    return account_get_or_create(
+        asset=asset, kind=Account.Kind.ISSUANCE, merchant=asset.issuer
+    )
+
+
+def sink_account(asset: Asset, kind: str) -> Account:
+    """The issuer's burn or expired account for ``asset``."""
+    if kind not in (Account.Kind.BURN, Account.Kind.EXPIRED):
+        raise ValueError(kind)
+    return account_get_or_create(asset=asset, kind=kind, merchant=asset.issuer)
+
+
+# --- posting ----------------------------------------------------------------------------------
+
+
+def _engine():
+    choice = getattr(settings, "LEDGER_ENGINE", "auto")
+    if choice == "python" or (choice == "auto" and not settings.USES_POSTGRES):
+        return engine.post_python
+    return engine.post_sql
+
+
+def _fingerprint(kind: str, legs: Sequence[engine.PreparedLeg], metadata: dict) -> str:
+    body = {
+        "kind": kind,
+        "legs": [[leg.account.pk, str(leg.amount),
+                  leg.expires_at.isoformat() if leg.expires_at else None] for leg in legs],
+        "metadata": metadata,
+    }
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _prepare(legs: Sequence[Leg], occurred_at: datetime) -> list[engine.PreparedLeg]:
+    if len(legs) < 2:
+        raise LedgerInvariantError(details={"legs": "a transaction needs at least two legs"})
+    sums: dict[int, int] = defaultdict(int)
+    signs: dict[int, set[int]] = defaultdict(set)
+    prepared = []
+    for number, leg in enumerate(legs):
+        amount = leg.amount
+        if type(amount) is not int or amount == 0 or abs(amount) > INT64_MAX:
+            raise LedgerInvariantError(details={"leg": number, "amount": repr(amount)})
+        if leg.account.pk is None:
+            raise LedgerInvariantError(details={"leg": number, "account": "unsaved"})
+        asset = leg.account.asset
+        sums[asset.pk] += amount
+        if leg.account.bounded:
+            signs[asset.pk].add(1 if amount > 0 else -1)
+        expires_at = leg.expires_at
+        if expires_at is None and amount > 0 and leg.account.tracks_lots:
+            expires_at = asset.expiry_for(occurred_at)
+        prepared.append(engine.PreparedLeg(number, leg.account, amount, expires_at))
+    unbalanced = sorted(pk for pk, total in sums.items() if total)
+    if unbalanced:
+        raise LedgerInvariantError(details={"unbalanced_assets": unbalanced})
+    for leg in legs:
+        asset = leg.account.asset
+        # Share value never moves between holders: within one transaction its bounded legs
+        # all point the same way (accrual from issuance, or reduction back to it).
+        if not asset.transferable and len(signs[asset.pk]) > 1:
+            raise LedgerInvariantError(details={"non_transferable": asset.code})
+    return prepared
+
+
+def transaction_post(
+    *,
+    kind: str,
+    legs: Sequence[Leg],
+    client: str,
+    idempotency_key: str,
+    metadata: dict | None = None,
+    occurred_at: datetime | None = None,
+    fingerprint: str | None = None,
+) -> Posted:
+    """Post one balanced transaction, or return the one already posted under the key.
+
+    Guards: per-asset balance, non-negative bounded balances (``InsufficientBalance`` naming
+    the account), idempotency (the same key and request return the original; the same key
+    with another request raises ``IdempotencyConflict``). ``fingerprint`` lets a caller hash
+    its own request (an API body) instead of the legs, which may depend on the clock.
+    """
+    if not client or not idempotency_key or len(idempotency_key) > 128:
+        raise LedgerInvariantError(details={"idempotency_key": "required, at most 128 chars"})
+    occurred_at = occurred_at or timezone.now()
+    metadata = dict(metadata or {})
+    prepared = _prepare(legs, occurred_at)
+    fingerprint = fingerprint or _fingerprint(kind, prepared, metadata)
+    with db_transaction.atomic():
+        outcome = _engine()(kind=kind, client=client, key=idempotency_key,
+                            fingerprint=fingerprint, metadata=metadata,
+                            occurred_at=occurred_at, legs=prepared)
+    if outcome.status == "conflict":
+        raise IdempotencyConflict(details={"transaction": outcome.transaction_id})
+    return Posted(outcome.transaction_id, outcome.created_at, outcome.status == "replayed")
+
+
+def transaction_reverse(
+    *, transaction: Transaction, client: str = SYSTEM_CLIENT, reason: str = ""
+) -> Posted:
+    """Correct a transaction by posting its mirror image. One reversal per transaction: the
+    idempotency key is derived from the original, so a repeated call returns the first."""
+    postings = list(transaction.postings.select_related("account__asset").order_by("leg"))
+    legs = [
+        Leg(p.account, -p.amount,
+            p.account.asset.expiry_for(transaction.occurred_at) if -p.amount > 0 else None)
+        for p in postings
+    ]
+    return transaction_post(
+        kind="reversal", legs=legs, client=client,
+        idempotency_key=f"reverse:{transaction.pk}",
+        metadata={"reverses": transaction.pk, "reason": reason},
+    )
+
+
+# --- holds ------------------------------------------------------------------------------------
+
+DEFAULT_HOLD_TTL = timedelta(minutes=15)
+
+
+def hold_place(
+    *, wallet: Account, amount: int, client: str, idempotency_key: str,
+    ttl: timedelta = DEFAULT_HOLD_TTL, metadata: dict | None = None,
+) -> Hold:
+    """Move ``amount`` from ``wallet`` into its holder's hold account until captured, voided
+    or expired. Lots travel with the points, so a void restores their expiry dates."""
+    hold_account = account_get_or_create(
+        asset=wallet.asset, kind=Account.Kind.HOLD, user=wallet.user, merchant=wallet.merchant
+    )
+    with db_transaction.atomic():
+        posted = transaction_post(
+            kind="hold", legs=[Leg(wallet, -amount), Leg(hold_account, amount)],
+            client=client, idempotency_key=idempotency_key, metadata=metadata,
+        )
+        if posted.replayed:
+            return Hold.objects.get(placed_by_id=posted.transaction_id)
+        return Hold.objects.create(
+            wallet=wallet, hold_account=hold_account, amount=amount,
+            expires_at=posted.created_at + ttl, placed_by_id=posted.transaction_id,
+        )
+
+
+def _locked_pending_hold(hold_id: int, client: str, idempotency_key: str) -> tuple[Hold, bool]:
+    """Lock the hold row first (then the engine locks accounts): one settle per hold.
+    Returns (hold, already_settled_by_this_request)."""
+    hold = (Hold.objects.select_for_update(of=("self",))
+            .select_related("wallet__asset", "hold_account__asset", "settled_by").get(pk=hold_id))
+    if hold.state == Hold.State.PENDING:
+        return hold, False
+    settled = hold.settled_by
+    if settled and settled.client == client and settled.idempotency_key == idempotency_key:
+        return hold, True
+    raise HoldStateError(details={"hold": hold.pk, "state": hold.state})
+
+
+def hold_capture(
+    *, hold_id: int, destination: Account, client: str, idempotency_key: str,
+    amount: int | None = None, metadata: dict | None = None,
+) -> Hold:
+    """Capture ``amount`` (default: all) of a pending hold into ``destination``; the rest goes
+    back to the wallet in the same transaction."""
+    with db_transaction.atomic():
+        hold, done = _locked_pending_hold(hold_id, client, idempotency_key)
+        if done:
+            return hold
+        amount = hold.amount if amount is None else amount
+        if type(amount) is not int or not 0 < amount <= hold.amount:
+            raise LedgerInvariantError(details={"amount": "between 1 and the held amount"})
+        legs = [Leg(hold.hold_account, -hold.amount), Leg(destination, amount)]
+        if amount < hold.amount:
+            legs.append(Leg(hold.wallet, hold.amount - amount))
+        posted = transaction_post(
+            kind="capture", legs=legs, client=client, idempotency_key=idempotency_key,
+            metadata={**(metadata or {}), "hold": hold.pk},
+        )
+        hold.captured = amount
+        hold.state = Hold.State.CAPTURED
+        hold.settled_by_id = posted.transaction_id
+        hold.save(update_fields=["captured", "state", "settled_by"])
+        return hold
+
+
+def hold_void(
+    *, hold_id: int, client: str, idempotency_key: str, expired: bool = False
+) -> Hold:
+    """Give a pending hold back to its wallet whole (``expired`` marks the timeout path)."""
+    with db_transaction.atomic():
+        hold, done = _locked_pending_hold(hold_id, client, idempotency_key)
+        if done:
+            return hold
+        posted = transaction_post(
+            kind="hold_expiry" if expired else "void",
+            legs=[Leg(hold.hold_account, -hold.amount), Leg(hold.wallet, hold.amount)],
+            client=client, idempotency_key=idempotency_key, metadata={"hold": hold.pk},
+        )
+        hold.state = Hold.State.EXPIRED if expired else Hold.State.VOIDED
+        hold.settled_by_id = posted.transaction_id
+        hold.save(update_fields=["state", "settled_by"])
+        return hold
+
+
+def holds_expire(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Void every pending hold past its expiry; safe to run from several workers at once
+    (each hold is claimed with SKIP LOCKED and voided under a key derived from its id)."""
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        with db_transaction.atomic():
+            ids = list(
+                Hold.objects.filter(state=Hold.State.PENDING, expires_at__lte=now)
+                .order_by("pk").select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:batch]
+            )
+            for hold_id in ids:
+                hold_void(hold_id=hold_id, client=SYSTEM_CLIENT,
+                          idempotency_key=f"hold-expire:{hold_id}", expired=True)
+        expired += len(ids)
+        if len(ids) < batch:
+            return expired
+
+
+def accounts_by_id(ids: Iterable[int]) -> dict[int, Account]:
+    return {a.pk: a for a in Account.objects.filter(pk__in=list(ids)).select_related("asset")}
+
+
+# --- assets -----------------------------------------------------------------------------------
+
+
+def asset_create_brand(
+    *, merchant, code: str, name_zh: str, name_en: str, units_per_cny,
+    expiry_months: int | None = 12, description: str = "",
+) -> Asset:
+    """A merchant's brand points: scale 0, issued only by that merchant."""
+    return Asset.objects.create(
+        code=code.upper(), family=Asset.Family.BRAND, name_zh=name_zh, name_en=name_en,
+        issuer=merchant, scale=0, units_per_cny=units_per_cny, expiry_months=expiry_months,
+        description=description,
+    )
+
+
+def alliance_asset(code: str) -> Asset:
+    """SHARED, SV or ALLY (created by migration ledger/0003)."""
+    return Asset.objects.get(code=code)
