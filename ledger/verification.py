@@ -1,0 +1,195 @@
+"""Recompute the ledger from its journal and name every mismatch (``manage.py verify_ledger``).
+
+The journal (transactions and postings) is the truth; balances and lots are derived state
+kept for speed. An auditor with database access runs this to prove that the derived state
+matches the journal and that the journal itself obeys double entry. Further checks (the
+transparency log) register themselves in ``CHECKS``.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Sum
+
+from .models import Account, Lot, Posting
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    message: str
+    transaction: int | None = None
+    account: str | None = None
+    log_index: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.transaction is not None:
+            where.append(f"transaction {self.transaction}")
+        if self.account is not None:
+            where.append(f"account {self.account}")
+        if self.log_index is not None:
+            where.append(f"log index {self.log_index}")
+        return f"[{self.check}] {self.message}" + (f" ({', '.join(where)})" if where else "")
+
+
+def check_transactions_balance() -> Iterator[Problem]:
+    """Every transaction's postings sum to zero per asset, and each posting names its
+    account's asset."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.transaction_id, a.code, SUM(p.amount) FROM ledger_posting p "
+            "JOIN ledger_asset a ON a.id = p.asset_id "
+            "GROUP BY p.transaction_id, a.code HAVING SUM(p.amount) <> 0 "
+            "ORDER BY p.transaction_id"
+        )
+        for txn_id, code, total in cursor.fetchall():
+            yield Problem("balance", f"postings of {code} sum to {total}, not 0", txn_id)
+        cursor.execute(
+            "SELECT p.transaction_id, p.leg, acc.public_id FROM ledger_posting p "
+            "JOIN ledger_account acc ON acc.id = p.account_id "
+            "WHERE acc.asset_id <> p.asset_id ORDER BY p.transaction_id, p.leg"
+        )
+        for txn_id, leg, public_id in cursor.fetchall():
+            yield Problem("balance", f"leg {leg} names another asset than its account",
+                          txn_id, public_id)
+        cursor.execute(
+            "SELECT t.id FROM ledger_transaction t "
+            "LEFT JOIN ledger_posting p ON p.transaction_id = t.id "
+            "GROUP BY t.id HAVING COUNT(p.id) < 2 ORDER BY t.id"
+        )
+        for (txn_id,) in cursor.fetchall():
+            yield Problem("balance", "transaction has fewer than two postings", txn_id)
+
+
+def check_account_balances() -> Iterator[Problem]:
+    """Each bounded account's stored balance equals the sum of its postings and is >= 0."""
+    sums = dict(
+        Posting.objects.filter(account__bounded=True)
+        .values("account").annotate(total=Sum("amount")).values_list("account", "total")
+    )
+    for account in Account.objects.filter(bounded=True).only("pk", "public_id", "balance"):
+        expected = sums.get(account.pk, 0)
+        if account.balance != expected:
+            yield Problem(
+                "balances", f"stored balance {account.balance}, postings sum to {expected}",
+                _last_transaction(account.pk), account.public_id,
+            )
+        if expected < 0:
+            yield Problem("balances", f"bounded account is negative ({expected})",
+                          _last_transaction(account.pk), account.public_id)
+
+
+def _last_transaction(account_pk: int) -> int | None:
+    return (Posting.objects.filter(account_id=account_pk).order_by("-transaction_id")
+            .values_list("transaction_id", flat=True).first())
+
+
+def replay_lots() -> dict[int, dict]:
+    """Lots as the journal says they should be: {account_pk: {expires_at: remaining}}.
+
+    The same algorithm as the posting engines, applied to postings in transaction order
+    (which, for transactions sharing an account, is their commit order: ids are drawn under
+    the account locks)."""
+    tracked = set(Account.objects.filter(tracks_lots=True).values_list("pk", flat=True))
+    lots: dict[int, dict] = defaultdict(dict)
+    if not tracked:
+        return lots
+    assets_with_lots = set(
+        Account.objects.filter(tracks_lots=True).values_list("asset_id", flat=True)
+    )
+    postings = (
+        Posting.objects.filter(asset_id__in=assets_with_lots)
+        .order_by("transaction_id", "leg")
+        .values_list("transaction_id", "asset_id", "account_id", "amount", "expires_at")
+        .iterator(chunk_size=5000)
+    )
+    current: list[tuple] = []
+    current_txn = None
+    for row in postings:
+        if row[0] != current_txn and current:
+            _replay_transaction(current, tracked, lots)
+            current = []
+        current_txn = row[0]
+        current.append(row)
+    if current:
+        _replay_transaction(current, tracked, lots)
+    return lots
+
+
+def _replay_transaction(rows: list[tuple], tracked: set[int], lots: dict[int, dict]) -> None:
+    for asset_id in sorted({r[1] for r in rows if r[2] in tracked}):
+        queue: list[list] = []
+        for _txn, asset, account, amount, _exp in rows:
+            if asset != asset_id or amount >= 0 or account not in tracked:
+                continue
+            need = -amount
+            for expires_at in sorted(k for k, v in lots[account].items() if v > 0):
+                take = min(lots[account][expires_at], need)
+                lots[account][expires_at] -= take
+                queue.append([expires_at, take])
+                need -= take
+                if not need:
+                    break
+            if need:
+                lots[account]["short"] = lots[account].get("short", 0) + need
+        for _txn, asset, account, amount, expires_at in rows:
+            if asset != asset_id or amount <= 0:
+                continue
+            left = amount
+            while left and queue:
+                take = min(left, queue[0][1])
+                if account in tracked:
+                    lots[account][queue[0][0]] = lots[account].get(queue[0][0], 0) + take
+                left -= take
+                queue[0][1] -= take
+                if not queue[0][1]:
+                    queue.pop(0)
+            if left and account in tracked:
+                lots[account][expires_at] = lots[account].get(expires_at, 0) + left
+
+
+def check_lots() -> Iterator[Problem]:
+    """Stored lots equal the replayed ones, and each lot-tracked account's lots sum to its
+    balance."""
+    expected = replay_lots()
+    stored: dict[int, dict] = defaultdict(dict)
+    for account_id, expires_at, remaining in Lot.objects.values_list(
+        "account_id", "expires_at", "remaining"
+    ):
+        stored[account_id][expires_at] = remaining
+    public = dict(Account.objects.filter(tracks_lots=True).values_list("pk", "public_id"))
+    balances = dict(Account.objects.filter(tracks_lots=True).values_list("pk", "balance"))
+    for account_pk in sorted(set(expected) | set(stored)):
+        want = {k: v for k, v in expected[account_pk].items() if v}
+        have = {k: v for k, v in stored[account_pk].items() if v}
+        if "short" in want:
+            yield Problem("lots", f"debits exceed lots by {want.pop('short')}",
+                          _last_transaction(account_pk), public.get(account_pk))
+        if want != have:
+            for expires_at in sorted(set(want) | set(have)):
+                if want.get(expires_at, 0) != have.get(expires_at, 0):
+                    yield Problem(
+                        "lots",
+                        f"lot expiring {expires_at:%Y-%m-%d %H:%M} holds "
+                        f"{have.get(expires_at, 0)}, the journal says {want.get(expires_at, 0)}",
+                        _last_transaction(account_pk), public.get(account_pk),
+                    )
+        if sum(have.values()) != balances.get(account_pk, 0):
+            yield Problem("lots", f"lots sum to {sum(have.values())}, balance is "
+                          f"{balances.get(account_pk, 0)}", None, public.get(account_pk))
+
+
+CHECKS: list[tuple[str, Callable[[], Iterator[Problem]]]] = [
+    ("transactions balance per asset", check_transactions_balance),
+    ("account balances match postings", check_account_balances),
+    ("lots match the journal", check_lots),
+]
+
+
+def verify_ledger() -> Iterator[tuple[str, list[Problem]]]:
+    """Run every check; yield (check name, problems) as each finishes."""
+    for name, check in CHECKS:
+        yield name, list(check())
