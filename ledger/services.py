@@ -23,6 +23,9 @@ from .models import Account, Asset, Hold, Transaction
 
 INT64_MAX = 2**63 - 1
 SYSTEM_CLIENT = "system"
+# Transactions of these kinds record a decision (governance) and carry no postings; they are
+# journalled and anchored like every other transaction, so decisions are as tamper-evident.
+EVENT_PREFIX = "event."
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,12 @@ def _fingerprint(kind: str, legs: Sequence[engine.PreparedLeg], metadata: dict) 
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _prepare(legs: Sequence[Leg], occurred_at: datetime) -> list[engine.PreparedLeg]:
+def _prepare(legs: Sequence[Leg], occurred_at: datetime, *, event: bool = False
+             ) -> list[engine.PreparedLeg]:
+    if event:
+        if legs:
+            raise LedgerInvariantError(details={"legs": "an event record moves no value"})
+        return []
     if len(legs) < 2:
         raise LedgerInvariantError(details={"legs": "a transaction needs at least two legs"})
     sums: dict[int, int] = defaultdict(int)
@@ -162,7 +170,7 @@ def transaction_post(
         raise LedgerInvariantError(details={"idempotency_key": "required, at most 128 chars"})
     occurred_at = occurred_at or timezone.now()
     metadata = dict(metadata or {})
-    prepared = _prepare(legs, occurred_at)
+    prepared = _prepare(legs, occurred_at, event=kind.startswith(EVENT_PREFIX))
     fingerprint = fingerprint or _fingerprint(kind, prepared, metadata)
     with db_transaction.atomic():
         outcome = _engine()(kind=kind, client=client, key=idempotency_key,
@@ -171,6 +179,17 @@ def transaction_post(
     if outcome.status == "conflict":
         raise IdempotencyConflict(details={"transaction": outcome.transaction_id})
     return Posted(outcome.transaction_id, outcome.created_at, outcome.status == "replayed")
+
+
+def event_record(
+    *, kind: str, metadata: dict, client: str, idempotency_key: str
+) -> Posted:
+    """Journal a decision that moves no value (an application approved, a proposal executed).
+    ``kind`` is ``event.<what>``; ``metadata`` must hold no personal data: it is public."""
+    if not kind.startswith(EVENT_PREFIX):
+        raise LedgerInvariantError(details={"kind": f"must start with {EVENT_PREFIX!r}"})
+    return transaction_post(kind=kind, legs=[], client=client, idempotency_key=idempotency_key,
+                            metadata=metadata)
 
 
 def transaction_reverse(
