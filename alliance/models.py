@@ -2,6 +2,7 @@
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
@@ -117,3 +118,46 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AllianceParameter(models.Model):
+    """A governed alliance parameter (联盟参数) and its value in force.
+
+    One row per key, written only by ``alliance.parameters.parameter_set`` (a governance
+    proposal's execution, or the demo seed); a key without a row is at its default. Every
+    change is kept in ``ParameterChange``."""
+
+    key = models.CharField(_("parameter"), max_length=40, unique=True)
+    value = models.DecimalField(_("value"), max_digits=20, decimal_places=6)
+    updated_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("alliance parameter")
+        verbose_name_plural = _("alliance parameters")
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value.normalize()}"
+
+
+class ParameterChange(models.Model):
+    """One change of an alliance parameter: what it was, what it became, who and when.
+    Append-only; the governance proposal that made it, when there was one."""
+
+    key = models.CharField(_("parameter"), max_length=40, db_index=True)
+    old_value = models.DecimalField(_("old value"), max_digits=20, decimal_places=6)
+    new_value = models.DecimalField(_("new value"), max_digits=20, decimal_places=6)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+", verbose_name=_("changed by"),
+    )
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("parameter change")
+        verbose_name_plural = _("parameter changes")
+        ordering = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.old_value.normalize()} → {self.new_value.normalize()}"
