@@ -226,7 +226,10 @@ SESSION_COOKIE_HTTPONLY = True
 
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Merchant systems sign with ``Authorization: Api-Key <key>`` (merchants.api_auth); it
+    # comes first so that a request without credentials is answered 401 with its challenge.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "merchants.api_auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -236,11 +239,13 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "alliance.api_errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "merchants.api_auth.AnonymousRateThrottle",
+        "merchants.api_auth.ApiKeyRateThrottle",
+        "merchants.api_auth.PersonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="600/min"),
+        "api_key": env("API_THROTTLE_API_KEY", default="6000/min"),
         "user": env("API_THROTTLE_USER", default="3000/min"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

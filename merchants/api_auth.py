@@ -1,0 +1,184 @@
+"""Merchant API keys on the REST API: ``Authorization: Api-Key <key>``.
+
+A request signed with a key is not a person's: ``request.user`` is an ``ApiKeyPrincipal`` (an
+anonymous user that knows its key and merchant, so every role check of
+``alliance.permissions`` sees a visitor) and ``request.auth`` is the ``ApiKey``. Endpoints for
+merchant systems say which scope they need::
+
+    permission_classes = [HasApiKeyScope.to("purchases")]
+    merchant = api_key_merchant(request)
+
+Refusals use the API's error shape: no key or an unknown one is 401 (``not_authenticated``,
+``invalid_api_key``), a revoked key 401 ``api_key_revoked``, a key of a merchant that is
+suspended or gone 403 ``merchant_inactive``, a key without the scope 403 ``insufficient_scope``.
+"""
+
+import hashlib
+import hmac
+import re
+from datetime import timedelta
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+from .models import ApiKey, Merchant
+
+KEYWORD = "Api-Key"
+KEY_PREFIX = "apk_"
+# apk_<10 hex: public prefix>_<48 hex: 192-bit secret>
+KEY_PATTERN = re.compile(r"^apk_([0-9a-f]{10})_([0-9a-f]{48})$")
+# Writing last_used_at on every request would make each API call also a write; a minute's
+# precision is what the dashboard shows anyway.
+LAST_USED_PRECISION = timedelta(minutes=1)
+# A merchant that is leaving still trades until staff approve its departure.
+TRADING_STATUSES = (Merchant.Status.ACTIVE, Merchant.Status.LEAVING)
+
+
+def key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyPrincipal(AnonymousUser):
+    """``request.user`` of a request signed with an API key: nobody's account."""
+
+    def __init__(self, api_key: ApiKey):
+        self.api_key = api_key
+        self.merchant = api_key.merchant
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+def api_key_authenticate(raw_key: str) -> ApiKey:
+    """The live key ``raw_key`` names, its use noted; or the API's 401/403 error."""
+    match = KEY_PATTERN.match(raw_key)
+    api_key = None
+    if match:
+        api_key = (ApiKey.objects.select_related("merchant")
+                   .filter(prefix=match.group(1)).first())
+    # Compared in constant time so that timing tells nothing about a stored hash.
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash(raw_key)):
+        raise exceptions.AuthenticationFailed(_("This API key is not valid."),
+                                              code="invalid_api_key")
+    if api_key.revoked_at is not None:
+        raise exceptions.AuthenticationFailed(_("This API key has been revoked."),
+                                              code="api_key_revoked")
+    if api_key.merchant.status not in TRADING_STATUSES:
+        raise exceptions.PermissionDenied(
+            _("The merchant of this API key is not an active member of the alliance."),
+            code="merchant_inactive",
+        )
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_PRECISION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """DRF authentication by ``Authorization: Api-Key <key>``; other schemes pass through."""
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != KEYWORD.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                _("Send the key as: Authorization: Api-Key <key>."), code="invalid_api_key"
+            )
+        try:
+            raw_key = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed(_("This API key is not valid."),
+                                                  code="invalid_api_key") from None
+        api_key = api_key_authenticate(raw_key)
+        return ApiKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer 401 (with this challenge) rather than 403 to a caller without a key.
+        return f'{KEYWORD} realm="api"'
+
+
+class HasApiKeyScope(BasePermission):
+    """``permission_classes = [HasApiKeyScope.to("purchases")]``: a live key with the scope.
+
+    ``HasApiKeyScope.to(None)`` admits any live key."""
+
+    scope: str | None = None
+    message = _("This API key does not have the scope this endpoint needs.")
+    code = "insufficient_scope"
+
+    @classmethod
+    def to(cls, scope: str | None) -> type["HasApiKeyScope"]:
+        if scope is not None and scope not in ApiKey.Scope.values:
+            raise KeyError(scope)
+        return type(f"HasApiKeyScope_{scope or 'any'}", (cls,), {"scope": scope})
+
+    def has_permission(self, request, view) -> bool:
+        api_key = request.auth
+        if not isinstance(api_key, ApiKey):
+            if request.user is not None and request.user.is_authenticated:
+                # A person signed in to the site: say what this endpoint wants instead.
+                raise exceptions.PermissionDenied(
+                    _("This endpoint is for merchant systems: send an API key."),
+                    code="api_key_required",
+                )
+            return False  # DRF answers 401 not_authenticated
+        return self.scope is None or self.scope in api_key.scopes
+
+
+HasApiKey = HasApiKeyScope.to(None)
+
+
+def api_key_merchant(request) -> Merchant:
+    """The merchant whose key signed ``request`` (behind ``HasApiKeyScope`` only)."""
+    return request.auth.merchant
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Rate limit per API key (``API_THROTTLE_API_KEY``): the tills of one shop share an IP."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        if not isinstance(request.auth, ApiKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+
+class AnonymousRateThrottle(AnonRateThrottle):
+    """DRF's visitor limit per IP, except for requests signed with an API key (limited above)."""
+
+    def get_cache_key(self, request, view):
+        if isinstance(request.auth, ApiKey):
+            return None
+        return super().get_cache_key(request, view)
+
+
+class PersonRateThrottle(UserRateThrottle):
+    """DRF's per-user limit for people; API-key requests have their own limit above."""
+
+    def get_cache_key(self, request, view):
+        if isinstance(request.auth, ApiKey):
+            return None
+        return super().get_cache_key(request, view)
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describes the Api-Key header in the OpenAPI schema (``/api/docs/``)."""
+
+    target_class = "merchants.api_auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey", "in": "header", "name": "Authorization",
+            "description": "Merchant API key: `Authorization: Api-Key apk_…`. Made on the "
+                           "dashboard, shown once, scoped to purchases, holds or vouchers.",
+        }
