@@ -1,0 +1,97 @@
+"""Races on the real PostgreSQL: many connections at once, one balance, one key."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+
+from ledger import services
+from ledger.errors import InsufficientBalance
+from ledger.models import Hold, Lot, Transaction
+from ledger.services import Leg
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 64
+
+
+def _race(fn, count: int) -> list:
+    """Run ``fn(i)`` on ``count`` threads, each on its own database connection."""
+
+    def worker(i: int):
+        try:
+            return fn(i)
+        except Exception as exc:  # collected and asserted on by the test
+            return exc
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(worker, range(count)))
+
+
+def test_64_spends_against_10(engine, wallet, issuance, fund):
+    # given a wallet holding 10
+    fund(wallet, 10)
+
+    # when 64 connections each try to spend 1
+    results = _race(lambda i: services.transaction_post(
+        kind="spend", legs=[Leg(wallet, -1), Leg(issuance, 1)],
+        client="race", idempotency_key=f"spend-{i}"), THREADS)
+
+    # then exactly 10 succeed, 54 get the insufficient-balance error, the balance ends at 0
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(results) - len(errors) == 10
+    assert len(errors) == 54
+    assert all(isinstance(e, InsufficientBalance) for e in errors), errors[:3]
+    wallet.refresh_from_db()
+    assert wallet.balance == 0
+    assert sum(Lot.objects.filter(account=wallet).values_list("remaining", flat=True)) == 0
+
+
+def test_64_holds_against_10(engine, wallet, issuance, fund):
+    fund(wallet, 10)
+    results = _race(lambda i: services.hold_place(
+        wallet=wallet, amount=1, client="race", idempotency_key=f"hold-{i}"), THREADS)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(results) - len(errors) == 10
+    assert all(isinstance(e, InsufficientBalance) for e in errors), errors[:3]
+    wallet.refresh_from_db()
+    assert wallet.balance == 0
+    assert Hold.objects.filter(wallet=wallet, state=Hold.State.PENDING).count() == 10
+
+
+def test_20_requests_with_one_key_post_once(engine, wallet, issuance):
+    results = _race(lambda i: services.transaction_post(
+        kind="issue", legs=[Leg(issuance, -5), Leg(wallet, 5)],
+        client="pos-1", idempotency_key="same-key"), 20)
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert len({r.transaction_id for r in results}) == 1
+    assert sum(1 for r in results if not r.replayed) == 1
+    wallet.refresh_from_db()
+    assert wallet.balance == 5
+    assert Transaction.objects.filter(idempotency_key="same-key").count() == 1
+
+
+def test_opposite_transfers_do_not_deadlock(engine, brand, issuance, fund):
+    # Two wallets paying each other from many threads: locks in primary-key order mean
+    # no deadlock, whatever order the legs are written in.
+    from ledger.models import Account
+    from tests.factories import UserFactory
+
+    a = services.account_get_or_create(asset=brand, kind=Account.Kind.WALLET, user=UserFactory())
+    b = services.account_get_or_create(asset=brand, kind=Account.Kind.WALLET, user=UserFactory())
+    fund(a, 1000)
+    fund(b, 1000)
+
+    def pay(i: int):
+        src, dst = (a, b) if i % 2 else (b, a)
+        return services.transaction_post(kind="transfer", legs=[Leg(src, -7), Leg(dst, 7)],
+                                         client="race", idempotency_key=f"t-{i}")
+
+    results = _race(pay, 40)
+    assert not [r for r in results if isinstance(r, Exception)]
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.balance + b.balance == 2000
+    assert a.balance == b.balance == 1000

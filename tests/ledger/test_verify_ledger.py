@@ -1,0 +1,75 @@
+"""verify_ledger: silent on a clean ledger, names the transaction an attacker changed."""
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from ledger import services
+from ledger.models import Posting
+from ledger.services import Leg
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ledger_with_history(wallet, issuance, fund):
+    fund(wallet, 1000)
+    services.transaction_post(kind="spend", legs=[Leg(wallet, -300), Leg(issuance, 300)],
+                              client="test", idempotency_key="spend")
+    hold = services.hold_place(wallet=wallet, amount=200, client="pos", idempotency_key="h")
+    services.hold_capture(hold_id=hold.pk, destination=issuance, amount=50, client="pos",
+                          idempotency_key="c")
+    return wallet
+
+
+def _run(capsys) -> tuple[int, str]:
+    try:
+        call_command("verify_ledger")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().out
+
+
+def test_clean_ledger_passes(ledger_with_history, capsys):
+    code, out = _run(capsys)
+    assert code == 0, out
+    assert "consistent" in out
+
+
+def test_changed_posting_amount_is_named(ledger_with_history, capsys):
+    # given an attacker with database access who disables the triggers first
+    target = Posting.objects.filter(account=ledger_with_history, amount=-300).get()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE ledger_posting DISABLE TRIGGER USER")
+        try:
+            cursor.execute("UPDATE ledger_posting SET amount = -30 WHERE id = %s", [target.pk])
+        finally:
+            cursor.execute("ALTER TABLE ledger_posting ENABLE TRIGGER USER")
+
+    # when the auditor runs verify_ledger
+    code, out = _run(capsys)
+
+    # then it fails and names the transaction and the account
+    assert code != 0
+    assert f"transaction {target.transaction_id}" in out
+    assert ledger_with_history.public_id in out
+
+
+def test_changed_balance_is_named(ledger_with_history, capsys):
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_account SET balance = balance + 1 WHERE id = %s",
+                       [ledger_with_history.pk])
+    code, out = _run(capsys)
+    assert code != 0
+    assert ledger_with_history.public_id in out
+    assert "stored balance" in out
+
+
+def test_changed_lot_is_named(ledger_with_history, capsys):
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_lot SET remaining = remaining + 5 WHERE account_id = %s",
+                       [ledger_with_history.pk])
+    code, out = _run(capsys)
+    assert code != 0
+    assert "lots" in out and ledger_with_history.public_id in out
