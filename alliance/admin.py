@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from .models import District, User, WorkerHeartbeat
+from .views import admin_login
 
 
 def _superuser_only(request) -> bool:
@@ -11,6 +12,8 @@ def _superuser_only(request) -> bool:
 
 
 admin.site.has_permission = _superuser_only
+# Sign-in goes through allauth (MFA, rate limits); non-superusers get 403 (alliance.views).
+admin.site.login = admin_login
 admin.site.site_header = _("Alliance Points administration")
 
 

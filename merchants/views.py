@@ -1,11 +1,79 @@
 """Merchant dashboard pages."""
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
-from alliance.permissions import access_required
+from alliance.context_processors import Section, visible_sections
+from alliance.permissions import access_required, current_merchant
+from alliance.templatetags.portal import local_name
+
+from .selectors import staff_membership_list
+
+# The dashboard's sections in the order a shop works through them; each card appears only for
+# the roles that ``ACCESS`` lets into its area.
+SECTIONS = (
+    Section(
+        "dashboard.purchases", gettext_lazy("Purchases"),
+        gettext_lazy("Record a purchase and credit the shopper's points."),
+    ),
+    Section(
+        "dashboard.vouchers", gettext_lazy("Vouchers"),
+        gettext_lazy("Validate a shopper's voucher by its code or QR."),
+    ),
+    Section(
+        "dashboard.configure", gettext_lazy("Points and rules"),
+        gettext_lazy("Earning rules, tasks, catalog and lotteries."),
+    ),
+    Section(
+        "dashboard.reports", gettext_lazy("Reports"),
+        gettext_lazy("Issued, redeemed and expired points, liability and charts."),
+    ),
+    Section(
+        "dashboard.deposit", gettext_lazy("Deposit"),
+        gettext_lazy("Shared points locked to operate, and top-ups."),
+    ),
+    Section(
+        "dashboard.staff", gettext_lazy("Staff"),
+        gettext_lazy("Invite owners, managers and cashiers."),
+    ),
+    Section(
+        "dashboard.api_keys", gettext_lazy("API keys"),
+        gettext_lazy("Keys for your tills and online shop."),
+    ),
+)
 
 
 @access_required("dashboard")
 def dashboard_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/home.html")
+    """The shell of the dashboard: which merchant, which role, and the sections it opens."""
+    context = {
+        "merchant": current_merchant(request),
+        # Resolved by current_merchant above; it holds the role at this merchant.
+        "membership": request._merchant_membership,  # type: ignore[attr-defined]
+        "memberships": staff_membership_list(user=request.user),
+        "sections": visible_sections(request, SECTIONS),
+    }
+    return render(request, "dashboard/home.html", context)
+
+
+@require_POST
+@access_required("dashboard")
+def merchant_switch(request: HttpRequest) -> HttpResponse:
+    """Work for another of the user's merchants; the choice lasts for the session."""
+    chosen = request.POST.get("merchant", "")
+    membership = (
+        staff_membership_list(user=request.user).filter(merchant_id=chosen).first()
+        if chosen.isdigit()
+        else None
+    )
+    if membership is None:
+        messages.error(request, _("You do not work for that merchant."))
+    else:
+        request.session["merchant_id"] = membership.merchant_id
+        name = local_name(membership.merchant)
+        messages.success(request, _("You are now working for %(merchant)s.") % {"merchant": name})
+    return redirect("dashboard:home")
