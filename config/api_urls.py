@@ -8,6 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from alliance.apis import MeApi, SystemStatusApi
+
 app_name = "api"
 
 
@@ -27,4 +29,6 @@ def api_root(request: Request, format=None) -> Response:
 
 urlpatterns = [
     path("", api_root, name="root"),
+    path("me", MeApi.as_view(), name="me"),
+    path("console/status", SystemStatusApi.as_view(), name="console-status"),
 ]

@@ -11,7 +11,7 @@ from merchants.models import Merchant, StaffMembership, Store
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
-        skip_postprocessing = True
+        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     phone = factory.Sequence(lambda n: f"+86138{n:08d}")
