@@ -1,10 +1,19 @@
-"""django-allauth hooks: phone numbers live on the user, SMS goes through ``alliance.sms``."""
+"""django-allauth hooks: phone numbers live on the user, SMS goes through ``alliance.sms``.
+
+Phone numbers are stored in E.164 (``+8613800138000``) but people type them the local way
+(``138 0013 8000``); every place allauth reads a number goes through ``normalize_phone`` so
+sign-up, sign-in by password and sign-in by code all find the same user.
+"""
+
+from typing import Any
 
 import phonenumbers
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.fields import PhoneField
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .models import User
 from .sms import send_sms
@@ -22,6 +31,24 @@ def normalize_phone(raw: str) -> str:
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def phone_form_field(self, **kwargs: Any) -> PhoneField:
+        # allauth's field insists on a leading "+"; ours accepts the local form and leaves
+        # validation to clean_phone, which knows the default region.
+        kwargs.setdefault("validators", [])
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(
+                attrs={
+                    "placeholder": gettext_lazy("Mobile number, e.g. 138 0013 8000"),
+                    "autocomplete": "tel",
+                    "type": "tel",
+                    "inputmode": "tel",
+                }
+            ),
+        )
+        kwargs.setdefault("label", gettext_lazy("Mobile phone"))
+        return PhoneField(**kwargs)
+
     def clean_phone(self, phone: str) -> str:
         return normalize_phone(phone)
 
@@ -42,4 +69,9 @@ class AccountAdapter(DefaultAccountAdapter):
         user.phone_verified = True
 
     def get_user_by_phone(self, phone: str) -> User | None:
+        # Sign-in by password hands over the number as typed, not cleaned.
+        try:
+            phone = normalize_phone(phone)
+        except forms.ValidationError:
+            return None
         return User.objects.filter(phone=phone).order_by("pk").first()
