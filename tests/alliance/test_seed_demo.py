@@ -1,0 +1,74 @@
+"""``manage.py seed_demo`` builds the demo alliance once; running it again changes nothing."""
+
+import io
+import json
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+
+from alliance.demo import DEMO_PASSWORD
+from alliance.models import User
+from merchants.models import Merchant
+
+pytestmark = pytest.mark.django_db
+
+
+def _row_counts() -> dict[str, int]:
+    return {model._meta.label: model._default_manager.count() for model in apps.get_models()}
+
+
+def _seed_json() -> dict:
+    out = io.StringIO()
+    call_command("seed_demo", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_seeding_twice_gives_the_same_data():
+    # given a freshly seeded demo
+    first = _seed_json()
+    counts = _row_counts()
+    members = sorted(User.objects.values_list("email", "member_code", "phone"))
+
+    # when seed_demo runs again
+    second = _seed_json()
+
+    # then no table changed size, nobody changed, and the printed logins are identical
+    assert _row_counts() == counts
+    assert sorted(User.objects.values_list("email", "member_code", "phone")) == members
+    assert second == first
+
+
+def test_the_demo_has_what_the_issue_asks_for():
+    # given a seeded demo
+    report = _seed_json()
+
+    # then it has three merchants with different points and rates, one rebating 10%
+    merchants = report["merchants"]
+    assert len(merchants) >= 3
+    assert len({m["asset"] for m in merchants}) == len(merchants)
+    assert len({m["units_per_cny"] for m in merchants}) == len(merchants)
+    assert "0.1000" in {m["rebate_rate"] for m in merchants}
+    assert all(Merchant.objects.get(slug=m["slug"]).stores.exists() for m in merchants)
+
+    # and shoppers, staff, a supervisor and three council members who can sign in
+    assert len(report["shoppers"]) >= 1
+    assert all(s["member_code"] for s in report["shoppers"])
+    assert len(report["council"]) == 3
+    for login in [*report["shoppers"], *report["staff"], report["supervisor"], *report["council"]]:
+        assert login["password"] == DEMO_PASSWORD
+        assert User.objects.get(email=login["email"]).check_password(DEMO_PASSWORD)
+
+
+def test_the_printed_logins_work_on_the_sign_in_page(client):
+    # given a seeded demo and the first shopper it printed
+    shopper = _seed_json()["shoppers"][0]
+
+    # when they sign in with their phone number and the printed password
+    response = client.post(
+        "/accounts/login/", {"login": shopper["phone"], "password": shopper["password"]}
+    )
+
+    # then they reach their wallet, which shows their member code
+    assert response.status_code == 302
+    assert shopper["member_code"] in client.get("/").content.decode()
