@@ -8,6 +8,7 @@ sign-up, sign-in by password and sign-in by code all find the same user.
 from typing import Any
 
 import phonenumbers
+from allauth.account import stages
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.fields import PhoneField
 from django import forms
@@ -30,7 +31,28 @@ def normalize_phone(raw: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+class PhoneVerificationStage(stages.PhoneVerificationStage):
+    """allauth's phone stage, letting users without a phone number through.
+
+    Sign-up requires a phone, so allauth aborts the sign-in of any user who has none; but staff
+    and council accounts are email-only by design (created by seed_demo, the admin or an
+    invitation). A number on file that is not verified yet is still verified by SMS.
+    """
+
+    def handle(self):
+        if self.login.user is not None and self.login.user.phone is None:
+            return None, True
+        return super().handle()
+
+
 class AccountAdapter(DefaultAccountAdapter):
+    def get_login_stages(self) -> list[str]:
+        ours = f"{__name__}.PhoneVerificationStage"
+        return [
+            ours if path == "allauth.account.stages.PhoneVerificationStage" else path
+            for path in super().get_login_stages()
+        ]
+
     def phone_form_field(self, **kwargs: Any) -> PhoneField:
         # allauth's field insists on a leading "+"; ours accepts the local form and leaves
         # validation to clean_phone, which knows the default region.

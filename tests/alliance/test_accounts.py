@@ -149,6 +149,20 @@ def test_a_shopper_signs_in_with_email_and_password(client: Client):
     assert client.get("/").wsgi_request.user == user
 
 
+def test_staff_without_a_phone_number_sign_in_with_email_and_password(client: Client):
+    # given an alliance staff account that has an email address and no phone number
+    staff = UserFactory(email="ops2@alliance.example.com", phone=None, password=PASSWORD,
+                        is_alliance_staff=True)
+
+    # when they sign in with email and password
+    response = client.post("/accounts/login/", {"login": staff.email, "password": PASSWORD})
+
+    # then they are in, without being asked for a phone number, and reach the console
+    assert response.status_code == 302
+    assert not response["Location"].startswith("/accounts/")
+    assert client.get("/console/").status_code == 200
+
+
 def test_a_forgotten_password_is_reset_by_mail(client: Client):
     # given a shopper with an email address
     UserFactory(email="zhao.lei@example.com")

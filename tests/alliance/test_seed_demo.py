@@ -72,3 +72,28 @@ def test_the_printed_logins_work_on_the_sign_in_page(client):
     # then they reach their wallet, which shows their member code
     assert response.status_code == 302
     assert shopper["member_code"] in client.get("/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("who", "page"),
+    [("owner", "/dashboard/"), ("staff", "/console/"), ("supervisor", "/console/"),
+     ("council", "/console/"), ("admin", "/admin/")],
+)
+def test_every_printed_email_login_reaches_its_section(client, who: str, page: str):
+    # given a seeded demo and one of the email-only logins it printed
+    report = _seed_json()
+    login = {
+        "owner": report["merchants"][0]["staff"][0],
+        "staff": report["staff"][0],
+        "supervisor": report["supervisor"],
+        "council": report["council"][0],
+        "admin": report["admin"],
+    }[who]
+
+    # when they sign in on the sign-in page with the printed password
+    response = client.post("/accounts/login/", {"login": login["email"],
+                                                "password": login["password"]})
+
+    # then they are in and their section opens
+    assert response.status_code == 302
+    assert client.get(page).status_code == 200
