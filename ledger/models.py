@@ -293,3 +293,164 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"hold #{self.pk} {self.state} {self.amount}"
+
+
+# --- The transparency log (SPEC §6) -----------------------------------------------------------
+# Written only by ``ledger.log_services``; the format of what these rows commit to is pinned in
+# docs/log-format.md. Like the journal, these tables are append-only.
+
+
+class LogLeaf(models.Model):
+    """Leaf ``index`` of the transparency log: one committed transaction and the RFC 9162 hash
+    of its leaf bytes. The journal is append-only, so a transaction's place in the log lives
+    here and not on the transaction; the one-to-one key is what makes "never twice" hold."""
+
+    index = models.BigIntegerField(_("log index"), primary_key=True, db_column="log_index")
+    transaction = models.OneToOneField(
+        Transaction, on_delete=models.PROTECT, related_name="log_leaf"
+    )
+    leaf_hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        verbose_name = _("log leaf")
+        verbose_name_plural = _("log leaves")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(index__gte=0), name="logleaf_index_natural")
+        ]
+        triggers = [pgtrigger.Protect(name="logleaf_append_only",
+                                      operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"leaf {self.index} (transaction {self.transaction_id})"
+
+
+class LogNode(models.Model):
+    """Hash of the perfect subtree of ``2**level`` leaves that starts at leaf
+    ``position * 2**level`` (level >= 1; level 0 is ``LogLeaf.leaf_hash``). A complete subtree
+    never changes, so a proof reads O(log n) of these rows and never a leaf it does not name."""
+
+    pk = models.CompositePrimaryKey("level", "position")
+    level = models.PositiveSmallIntegerField()
+    position = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        verbose_name = _("log subtree hash")
+        verbose_name_plural = _("log subtree hashes")
+        triggers = [pgtrigger.Protect(name="lognode_append_only",
+                                      operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"subtree {self.level}/{self.position}"
+
+
+class Checkpoint(models.Model):
+    """A signed checkpoint (C2SP tlog-checkpoint): the log's first ``size`` leaves have root
+    ``root_hash``. ``note`` is the signed note exactly as the log signed it; witnesses'
+    cosignatures are kept apart (``Cosignature``) and appended when it is served."""
+
+    size = models.BigIntegerField(_("tree size"), unique=True)
+    root_hash = models.BinaryField(max_length=32)
+    previous_hash = models.BinaryField(
+        max_length=32, null=True, blank=True,
+        help_text=_("SHA-256 of the previous checkpoint's signed note; empty for the first."),
+    )
+    note = models.TextField(_("signed note"))
+    supply = models.JSONField(
+        _("supply"), default=dict,
+        help_text=_("Per asset code, in minor units, over the leaves of this tree: issued, "
+                    "burned, expired and circulating."),
+    )
+    # Every transaction recorded before this instant was in the log when the checkpoint was
+    # written (or never committed); the next anchoring run scans from here.
+    horizon = models.DateTimeField()
+    created_at = models.DateTimeField(_("signed at"))
+
+    class Meta:
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
+        ordering = ["-size"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(size__gt=0), name="checkpoint_size_positive")
+        ]
+        triggers = [pgtrigger.Protect(name="checkpoint_append_only",
+                                      operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size}"
+
+
+class WitnessKey(models.Model):
+    """A member's Ed25519 witness key (C2SP tlog-cosignature v1). Registered by a member
+    merchant or user, approved by alliance staff; only approved keys' cosignatures are
+    accepted and served."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending approval")
+        APPROVED = "approved", _("Approved")
+        REVOKED = "revoked", _("Revoked")
+
+    name = models.CharField(_("key name"), max_length=128)
+    vkey = models.CharField(_("verifier key"), max_length=255, unique=True)
+    # The cosignature/v1 key id (type byte 0x04) that the witness's signature lines carry.
+    key_id = models.BigIntegerField()
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="witness_keys", verbose_name=_("merchant"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="witness_keys", verbose_name=_("user"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("witness key")
+        verbose_name_plural = _("witness keys")
+        constraints = [
+            models.UniqueConstraint(fields=["name", "key_id"], name="witnesskey_name_id_unique"),
+            models.CheckConstraint(
+                condition=models.Q(merchant__isnull=True) | models.Q(user__isnull=True),
+                name="witnesskey_one_holder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}+{self.key_id:08x}"
+
+
+class Cosignature(models.Model):
+    """A witness's verified cosignature line over one checkpoint (one per witness)."""
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, related_name="cosignatures"
+    )
+    witness = models.ForeignKey(WitnessKey, on_delete=models.PROTECT, related_name="cosignatures")
+    line = models.TextField(help_text=_("The signature line, as appended to the note."))
+    timestamp = models.BigIntegerField(help_text=_("When the witness cosigned (Unix seconds)."))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("cosignature")
+        verbose_name_plural = _("cosignatures")
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "witness"],
+                                    name="cosignature_one_per_witness")
+        ]
+        triggers = [pgtrigger.Protect(name="cosignature_append_only",
+                                      operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.witness} on {self.checkpoint}"

@@ -197,3 +197,10 @@ def verify_ledger() -> Iterator[tuple[str, list[Problem]]]:
     """Run every check; yield (check name, problems) as each finishes."""
     for name, check in CHECKS:
         yield name, list(check())
+
+
+# The transparency log's checks (leaves, subtree hashes, checkpoints) live with the log; they
+# import ``Problem`` from here, hence the import at the end.
+from .log_verification import LOG_CHECKS  # noqa: E402
+
+CHECKS.extend(LOG_CHECKS)

@@ -283,6 +283,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # operators can see and change them in the admin.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "worker-heartbeat": {"task": "alliance.tasks.worker_heartbeat", "schedule": 60.0},
+    "anchor-ledger": {"task": "ledger.tasks.anchor_ledger", "schedule": 60.0},
+    "expire-holds": {"task": "ledger.tasks.expire_holds", "schedule": 60.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------------
@@ -301,3 +303,6 @@ LOG_ORIGIN = env("LOG_ORIGIN", default="alliance.example/points-log")
 # The alliance's Ed25519 signer key (signed-note format), given inline or as a file path.
 LOG_SIGNER_KEY = env("LOG_SIGNER_KEY", default="")
 LOG_SIGNER_KEY_FILE = env("LOG_SIGNER_KEY_FILE", default=str(BASE_DIR / "var" / "log-signer.key"))
+# Create the key file on first use when it is missing. Always so with DEBUG (the demo); a
+# production log should be given its key, never make one up by itself.
+LOG_SIGNER_KEY_AUTOCREATE = env.bool("LOG_SIGNER_KEY_AUTOCREATE", default=False)

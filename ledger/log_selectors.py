@@ -1,0 +1,381 @@
+"""Reads of the transparency log: checkpoints, proofs, receipts, witness keys, and the journal
+rows that leaves are made of.
+
+Proofs read O(log n) stored hashes in two queries: the proof algorithms of ``ledger.merkle``
+call ``subtree(level, index)`` in an order that does not depend on the hashes, so one dry run
+names every hash needed, one fetch gets them, and the real run computes the proof.
+"""
+
+import base64
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from alliance.errors import NotFound
+
+from . import log_format, merkle, note
+from .log_errors import (
+    CheckpointNotFound,
+    LogInconsistent,
+    NoCheckpointYet,
+    NotAnchoredYet,
+    ProofRangeError,
+)
+from .models import Account, Checkpoint, Cosignature, LogLeaf, LogNode, Transaction, WitnessKey
+from .verify import RECEIPT_FORMAT
+
+T = TypeVar("T")
+INT64_MAX = 2**63 - 1
+# SQLite allows 32,766 host parameters per statement; PostgreSQL takes one array.
+_ID_CHUNK = 10_000
+
+
+# --- the journal, as leaves see it --------------------------------------------------------
+
+
+@dataclass
+class JournalEntry:
+    """What a leaf is made of: one transaction and its postings in leg order."""
+
+    transaction_id: int
+    kind: str
+    created_at: datetime
+    metadata_text: str | None
+    # (account public id, asset code, amount, account kind)
+    postings: list[tuple[str, str, int, str]]
+
+    def leaf_document(self) -> dict:
+        return log_format.leaf_document(
+            transaction_id=self.transaction_id,
+            kind=self.kind,
+            created_at=self.created_at,
+            postings=[p[:3] for p in self.postings],
+            metadata_sha256=log_format.metadata_digest(self.metadata_text),
+        )
+
+    def leaf_bytes(self, *, reference: bool = False) -> bytes:
+        return log_format.leaf_bytes(self.leaf_document(), reference=reference)
+
+
+def _aware(moment) -> datetime:
+    # SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones.
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), _ID_CHUNK):
+        yield ids[start : start + _ID_CHUNK]
+
+
+def _in_ids(column: str, ids: Sequence[int]) -> tuple[str, list]:
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(ids)]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+_TRANSACTION_COLUMNS = "t.id, t.kind, t.created_at, CAST(t.metadata AS text)"
+_POSTINGS_SQL = (
+    "SELECT p.transaction_id, acc.public_id, a.code, p.amount, acc.kind "
+    "FROM ledger_posting p "
+    "JOIN ledger_account acc ON acc.id = p.account_id "
+    "JOIN ledger_asset a ON a.id = p.asset_id "
+    "WHERE {where} ORDER BY p.transaction_id, p.leg"
+)
+
+
+def journal_entries_from_rows(rows: Sequence[tuple]) -> list[JournalEntry]:
+    """Attach postings to transaction rows ``(id, kind, created_at, metadata_text)``.
+
+    A transaction whose postings were deleted comes back with fewer (or none): the leaf
+    rebuilt from it then no longer hashes to the stored one, which is the point."""
+    entries = [JournalEntry(row[0], row[1], _aware(row[2]), row[3], []) for row in rows]
+    by_id = {entry.transaction_id: entry for entry in entries}
+    ids = list(by_id)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(ids):
+            where, params = _in_ids("p.transaction_id", chunk)
+            cursor.execute(_POSTINGS_SQL.format(where=where), params)
+            for txn_id, public_id, code, amount, kind in cursor.fetchall():
+                by_id[txn_id].postings.append((public_id, code, amount, kind))
+    return entries
+
+
+def journal_entries(transaction_ids: Sequence[int]) -> dict[int, JournalEntry]:
+    """The journal entries of these transactions, by id (missing ids are left out)."""
+    rows: list[tuple] = []
+    with connection.cursor() as cursor:
+        for chunk in _chunks(list(transaction_ids)):
+            where, params = _in_ids("t.id", chunk)
+            cursor.execute(
+                f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transaction t "  # noqa: S608
+                f"WHERE {where}",  # placeholders only; the values travel as parameters
+                params,
+            )
+            rows += cursor.fetchall()
+    return {entry.transaction_id: entry for entry in journal_entries_from_rows(rows)}
+
+
+def unlogged_transactions(
+    *, recorded_since: datetime | None, after_id: int | None, limit: int
+) -> list[tuple]:
+    """Committed transactions without a log index, in id order: ``(id, kind, created_at,
+    metadata_text)``. ``recorded_since`` bounds the scan (see ``Checkpoint.horizon``)."""
+    where = ["NOT EXISTS (SELECT 1 FROM ledger_logleaf l WHERE l.transaction_id = t.id)"]
+    params: list = []
+    if recorded_since is not None:
+        where.append("t.created_at >= %s")
+        params.append(recorded_since)
+    if after_id is not None:
+        where.append("t.id > %s")
+        params.append(after_id)
+    params.append(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transaction t "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY t.id LIMIT %s",  # fixed clauses only
+            params,
+        )
+        return cursor.fetchall()
+
+
+# --- stored tree hashes -------------------------------------------------------------------
+
+
+def subtrees_get(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Stored perfect-subtree hashes by ``(level, position)``; level 0 are the leaf hashes.
+    Pairs not stored are absent from the answer."""
+    wanted: dict[int, set[int]] = defaultdict(set)
+    for level, position in pairs:
+        wanted[level].add(position)
+    found: dict[tuple[int, int], bytes] = {}
+    if wanted.get(0):
+        for index, value in LogLeaf.objects.filter(index__in=wanted.pop(0)).values_list(
+            "index", "leaf_hash"
+        ):
+            found[(0, index)] = bytes(value)
+    if wanted:
+        condition = Q()
+        for level, positions in wanted.items():
+            condition |= Q(level=level, position__in=positions)
+        for level, position, value in LogNode.objects.filter(condition).values_list(
+            "level", "position", "hash"
+        ):
+            found[(level, position)] = bytes(value)
+    return found
+
+
+def with_stored_subtrees(compute: Callable[[merkle.SubtreeFn], T]) -> T:
+    """Run a proof or root computation over the stored tree in two queries."""
+    needed: list[tuple[int, int]] = []
+
+    def record(level: int, index: int) -> bytes:
+        needed.append((level, index))
+        return bytes(merkle.HASH_SIZE)
+
+    compute(record)
+    known = subtrees_get(needed)
+    missing = [pair for pair in needed if pair not in known]
+    if missing:
+        raise LogInconsistent(details={"missing_subtrees": missing[:10]})
+    return compute(lambda level, index: known[(level, index)])
+
+
+def frontier_pairs(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees a tree of ``size`` leaves decomposes into, largest first: all
+    that appending needs, and all the root needs."""
+    pairs = []
+    offset = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            pairs.append((level, offset >> level))
+            offset += 1 << level
+    return pairs
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def checkpoint_latest() -> Checkpoint | None:
+    return Checkpoint.objects.order_by("-size").first()
+
+
+def checkpoint_latest_get() -> Checkpoint:
+    latest = checkpoint_latest()
+    if latest is None:
+        raise NoCheckpointYet()
+    return latest
+
+
+def log_size() -> int:
+    latest = Checkpoint.objects.order_by("-size").values_list("size", flat=True).first()
+    return latest or 0
+
+
+def checkpoint_get(*, size: int) -> Checkpoint:
+    if not 0 < size <= INT64_MAX:
+        raise CheckpointNotFound(details={"size": size})
+    checkpoint = Checkpoint.objects.filter(size=size).first()
+    if checkpoint is None:
+        raise CheckpointNotFound(details={"size": size})
+    return checkpoint
+
+
+def checkpoint_list() -> QuerySet[Checkpoint]:
+    """Newest first, with the approved witnesses' cosignatures at hand."""
+    approved = Cosignature.objects.filter(
+        witness__status=WitnessKey.Status.APPROVED
+    ).select_related("witness").order_by("witness_id")
+    return Checkpoint.objects.order_by("-size").prefetch_related(
+        Prefetch("cosignatures", queryset=approved, to_attr="approved_cosignatures")
+    )
+
+
+def cosignatures_of(checkpoint: Checkpoint) -> list[Cosignature]:
+    cached = getattr(checkpoint, "approved_cosignatures", None)
+    if cached is not None:
+        return cached
+    return list(
+        checkpoint.cosignatures.filter(witness__status=WitnessKey.Status.APPROVED)
+        .select_related("witness").order_by("witness_id")
+    )
+
+
+def checkpoint_served_note(checkpoint: Checkpoint) -> str:
+    """The signed note with the approved witnesses' cosignature lines appended, as served
+    at ``/api/v1/log/checkpoint``."""
+    return checkpoint.note + "".join(c.line for c in cosignatures_of(checkpoint))
+
+
+def checkpoint_text(checkpoint: Checkpoint) -> str:
+    """The checkpoint body (the signed text, without signature lines)."""
+    return note.split_note(checkpoint.note)[0]
+
+
+def checkpoint_signature(checkpoint: Checkpoint) -> str:
+    """``name+keyid`` of the log key that signed the note, for display."""
+    line = note.split_note(checkpoint.note)[1][0]
+    name, _, encoded = line.removeprefix("\u2014 ").strip().partition(" ")
+    try:
+        kid = int.from_bytes(note.b64decode_strict(encoded)[:4], "big")
+    except ValueError:
+        return name
+    return f"{name}+{kid:08x}"
+
+
+# --- proofs -------------------------------------------------------------------------------
+
+
+def inclusion_proof_get(*, index: int, size: int) -> tuple[bytes, list[bytes]]:
+    """``(leaf_hash, proof)`` of leaf ``index`` in the tree of the first ``size`` leaves."""
+    current = log_size()
+    if not 0 <= index < size <= current:
+        raise ProofRangeError(details={"index": index, "size": size, "log_size": current})
+    return with_stored_subtrees(
+        lambda subtree: (subtree(0, index), merkle.inclusion_proof(index, size, subtree))
+    )
+
+
+def consistency_proof_get(*, first: int, second: int) -> list[bytes]:
+    """RFC 9162 proof that the tree of ``first`` leaves is a prefix of that of ``second``."""
+    current = log_size()
+    if not 0 < first <= second <= current:
+        raise ProofRangeError(details={"first": first, "second": second, "log_size": current})
+    return with_stored_subtrees(lambda subtree: merkle.consistency_proof(first, second, subtree))
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+def transaction_get(*, transaction_id: int) -> Transaction:
+    if not 0 < transaction_id <= INT64_MAX:
+        raise NotFound(details={"transaction": transaction_id})
+    found = Transaction.objects.filter(pk=transaction_id).first()
+    if found is None:
+        raise NotFound(details={"transaction": transaction_id})
+    return found
+
+
+def transaction_party_check(*, transaction: Transaction, user) -> bool:
+    """A party of a transaction: a user holding one of its accounts, staff of a merchant
+    holding one, or alliance staff and supervisors (who may see every flow)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_alliance_staff or user.is_supervisor or user.is_superuser:
+        return True
+    accounts = Account.objects.filter(postings__transaction=transaction)
+    if accounts.filter(user=user).exists():
+        return True
+    from merchants.models import StaffMembership
+
+    merchants = accounts.exclude(merchant=None).values("merchant")
+    return StaffMembership.objects.filter(user=user, merchant__in=merchants).exists()
+
+
+def _receipt_checkpoint(index: int, size: int | None) -> Checkpoint:
+    if size is not None:
+        checkpoint = checkpoint_get(size=size)
+        if checkpoint.size <= index:
+            raise ProofRangeError(details={"index": index, "size": size})
+        return checkpoint
+    # The newest checkpoint witnesses have vouched for proves the most to an outsider; a
+    # fresh one nobody cosigned yet is the fallback.
+    cosigned = (
+        Checkpoint.objects.filter(size__gt=index)
+        .annotate(witnessed=Count("cosignatures", filter=Q(
+            cosignatures__witness__status=WitnessKey.Status.APPROVED)))
+        .filter(witnessed__gt=0).order_by("-size").first()
+    )
+    checkpoint = cosigned or checkpoint_latest()
+    if checkpoint is None or checkpoint.size <= index:
+        raise NotAnchoredYet()
+    return checkpoint
+
+
+def receipt_get(*, transaction: Transaction, size: int | None = None) -> dict:
+    """The ``alliance-receipt/v1`` receipt of a logged transaction (``ledger.verify``)."""
+    leaf = LogLeaf.objects.filter(transaction=transaction).first()
+    if leaf is None:
+        raise NotAnchoredYet(details={"transaction": transaction.pk})
+    checkpoint = _receipt_checkpoint(leaf.index, size)
+    entry = journal_entries([transaction.pk])[transaction.pk]
+    data = entry.leaf_bytes()
+    if merkle.leaf_hash(data) != bytes(leaf.leaf_hash):
+        raise LogInconsistent(details={"transaction": transaction.pk, "log_index": leaf.index})
+    _hash, proof = inclusion_proof_get(index=leaf.index, size=checkpoint.size)
+    return {
+        "format": RECEIPT_FORMAT,
+        "origin": note.parse_checkpoint(checkpoint_text(checkpoint)).origin,
+        "index": leaf.index,
+        "tree_size": checkpoint.size,
+        "leaf": base64.b64encode(data).decode("ascii"),
+        "inclusion_proof": [base64.b64encode(item).decode("ascii") for item in proof],
+        "checkpoint": checkpoint_served_note(checkpoint),
+    }
+
+
+# --- witnesses ----------------------------------------------------------------------------
+
+
+def witness_key_list(*, approved_only: bool = True) -> QuerySet[WitnessKey]:
+    keys = WitnessKey.objects.select_related("merchant").order_by("pk")
+    if approved_only:
+        keys = keys.filter(status=WitnessKey.Status.APPROVED)
+    return keys
+
+
+def witness_verifiers() -> list[note.Verifier]:
+    """Approved witness keys, ready for ``ledger.verify.verify_receipt``."""
+    return [note.Verifier.from_key(vkey) for vkey in
+            witness_key_list().values_list("vkey", flat=True)]
+
+
+def log_origin() -> str:
+    return settings.LOG_ORIGIN
