@@ -92,7 +92,7 @@ def post_python(*, kind: str, client: str, key: str, fingerprint: str, metadata:
     locked = {
         account.pk: account
         for account in Account.objects.filter(pk__in=bounded_ids)
-        .order_by("pk").select_for_update(of=("self",))
+        .order_by("pk").select_for_update(of=("self",), no_key=True)
     }
 
     existing = _existing(client, key)

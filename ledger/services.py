@@ -172,10 +172,19 @@ def transaction_post(
     metadata = dict(metadata or {})
     prepared = _prepare(legs, occurred_at, event=kind.startswith(EVENT_PREFIX))
     fingerprint = fingerprint or _fingerprint(kind, prepared, metadata)
-    with db_transaction.atomic():
-        outcome = _engine()(kind=kind, client=client, key=idempotency_key,
-                            fingerprint=fingerprint, metadata=metadata,
-                            occurred_at=occurred_at, legs=prepared)
+    post = _engine()
+    arguments = {"kind": kind, "client": client, "key": idempotency_key,
+                 "fingerprint": fingerprint, "metadata": metadata,
+                 "occurred_at": occurred_at, "legs": prepared}
+    if post is engine.post_sql and not db_transaction.get_connection().in_atomic_block:
+        # The hot path: ledger_post() is one statement, so in autocommit it is its own
+        # transaction (deferred checks included) and costs one round trip, commit and all.
+        outcome = post(**arguments)
+    else:
+        # Inside a caller's transaction: a savepoint, so a refusal leaves the caller's work
+        # usable; the Python engine needs the transaction for its several statements.
+        with db_transaction.atomic():
+            outcome = post(**arguments)
     if outcome.status == "conflict":
         raise IdempotencyConflict(details={"transaction": outcome.transaction_id})
     return Posted(outcome.transaction_id, outcome.created_at, outcome.status == "replayed")

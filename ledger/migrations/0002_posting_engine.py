@@ -18,12 +18,21 @@ CREATE OR REPLACE FUNCTION ledger_post(
 ) RETURNS TABLE (txn_id bigint, txn_created timestamptz, outcome text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
+    n int;
+    l_leg int[];
+    l_acc bigint[];
+    l_amt bigint[];
+    l_exp timestamptz[];
+    l_asset bigint[];
+    l_bounded boolean[];
+    l_lots boolean[];
+    b_ids bigint[];
+    b_delta bigint[];
+    b_bal bigint[];
     v_txn bigint;
     v_created timestamptz;
     v_fp text;
-    v_bad bigint;
     v_asset bigint;
-    v_leg record;
     v_lot record;
     v_need bigint;
     v_take bigint;
@@ -32,12 +41,36 @@ DECLARE
     q_amt bigint[];
     q_head int;
 BEGIN
+    -- The legs with their accounts, read once by primary key (LATERAL ... LIMIT 1 keeps the
+    -- planner on the index instead of hashing the whole account table).
+    SELECT array_agg(l.leg ORDER BY l.leg), array_agg(l.account ORDER BY l.leg),
+           array_agg(l.amount ORDER BY l.leg), array_agg(l.expires_at ORDER BY l.leg),
+           array_agg(a.asset_id ORDER BY l.leg), array_agg(a.bounded ORDER BY l.leg),
+           array_agg(a.tracks_lots ORDER BY l.leg)
+      INTO l_leg, l_acc, l_amt, l_exp, l_asset, l_bounded, l_lots
+      FROM jsonb_to_recordset(p_legs)
+           AS l(leg int, account bigint, amount bigint, expires_at timestamptz)
+      CROSS JOIN LATERAL (
+            SELECT x.asset_id, x.bounded, x.tracks_lots FROM ledger_account x
+             WHERE x.id = l.account LIMIT 1) a;
+    n := coalesce(array_length(l_leg, 1), 0);
+    IF n <> jsonb_array_length(p_legs) THEN
+        RAISE EXCEPTION 'unknown_account' USING ERRCODE = 'LB002';
+    END IF;
+
+    SELECT array_agg(s.acc ORDER BY s.acc), array_agg(s.delta ORDER BY s.acc)
+      INTO b_ids, b_delta
+      FROM (SELECT u.acc, sum(u.amt)::bigint AS delta
+              FROM unnest(l_acc, l_amt, l_bounded) AS u(acc, amt, bnd)
+             WHERE u.bnd GROUP BY u.acc) s;
+
     -- Lock the bounded accounts in primary-key order (no deadlocks), before the journal id is
     -- drawn, so that ids order any two transactions that share an account as they committed.
-    PERFORM 1 FROM ledger_account
-     WHERE id IN (SELECT (e->>'account')::bigint FROM jsonb_array_elements(p_legs) e)
-       AND bounded
-     ORDER BY id FOR UPDATE;
+    IF b_ids IS NOT NULL THEN
+        SELECT array_agg(s.balance ORDER BY s.id) INTO b_bal
+          FROM (SELECT id, balance FROM ledger_account
+                 WHERE id = ANY(b_ids) ORDER BY id FOR NO KEY UPDATE) s;
+    END IF;
 
     -- Idempotency rests on the unique (client, idempotency_key), never on a prior SELECT.
     INSERT INTO ledger_transaction
@@ -54,114 +87,92 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT a.asset_id INTO v_asset
-      FROM jsonb_to_recordset(p_legs) AS l(account bigint, amount bigint)
-      JOIN ledger_account a ON a.id = l.account
-     GROUP BY a.asset_id HAVING sum(l.amount) <> 0
+    SELECT u.asset INTO v_asset
+      FROM unnest(l_asset, l_amt) AS u(asset, amt)
+     GROUP BY u.asset HAVING sum(u.amt) <> 0
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'unbalanced' USING ERRCODE = 'LB002', DETAIL = v_asset::text;
     END IF;
 
     -- Checked under the locks, so the answer still holds at commit.
-    SELECT a.id INTO v_bad
-      FROM (SELECT l.account, sum(l.amount) AS delta
-              FROM jsonb_to_recordset(p_legs) AS l(account bigint, amount bigint)
-             GROUP BY l.account) d
-      JOIN ledger_account a ON a.id = d.account
-     WHERE a.bounded AND a.balance + d.delta < 0
-     ORDER BY a.id
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'insufficient_balance' USING ERRCODE = 'LB001', DETAIL = v_bad::text;
-    END IF;
-
-    UPDATE ledger_account a SET balance = a.balance + d.delta
-      FROM (SELECT l.account, sum(l.amount) AS delta
-              FROM jsonb_to_recordset(p_legs) AS l(account bigint, amount bigint)
-             GROUP BY l.account) d
-     WHERE a.id = d.account AND a.bounded AND d.delta <> 0;
+    FOR i IN 1 .. coalesce(array_length(b_ids, 1), 0) LOOP
+        IF b_bal[i] + b_delta[i] < 0 THEN
+            RAISE EXCEPTION 'insufficient_balance' USING ERRCODE = 'LB001',
+                DETAIL = b_ids[i]::text;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(b_ids, 1), 0) LOOP
+        IF b_delta[i] <> 0 THEN
+            UPDATE ledger_account SET balance = balance + b_delta[i] WHERE id = b_ids[i];
+        END IF;
+    END LOOP;
 
     INSERT INTO ledger_posting (transaction_id, leg, account_id, asset_id, amount, expires_at)
-    SELECT v_txn, l.leg, l.account, a.asset_id, l.amount, l.expires_at
-      FROM jsonb_to_recordset(p_legs)
-           AS l(leg smallint, account bigint, amount bigint, expires_at timestamptz)
-      JOIN ledger_account a ON a.id = l.account
-     ORDER BY l.leg;
+    SELECT v_txn, u.leg, u.acc, u.asset, u.amt, u.exp
+      FROM unnest(l_leg, l_acc, l_asset, l_amt, l_exp) AS u(leg, acc, asset, amt, exp);
 
     -- Lots, per expiring asset: debits consume soonest-expiring first; what they free is
     -- queued, and credits take from the queue in leg order (so a hold that is voided gets its
     -- original expiries back); what the queue cannot cover opens a lot at the leg's expiry.
-    FOR v_asset IN
-        SELECT DISTINCT a.asset_id
-          FROM jsonb_to_recordset(p_legs) AS l(account bigint)
-          JOIN ledger_account a ON a.id = l.account
-         WHERE a.tracks_lots
-    LOOP
-        q_exp := '{}';
-        q_amt := '{}';
-        q_head := 1;
-        FOR v_leg IN
-            SELECT l.leg, l.account, l.amount
-              FROM jsonb_to_recordset(p_legs) AS l(leg int, account bigint, amount bigint)
-              JOIN ledger_account a ON a.id = l.account
-             WHERE a.asset_id = v_asset AND l.amount < 0 AND a.tracks_lots
-             ORDER BY l.leg
+    IF true = ANY(l_lots) THEN
+        FOR v_asset IN
+            SELECT DISTINCT l_asset[i] FROM generate_series(1, n) i WHERE l_lots[i] ORDER BY 1
         LOOP
-            v_need := -v_leg.amount;
-            FOR v_lot IN
-                SELECT id, expires_at, remaining FROM ledger_lot
-                 WHERE account_id = v_leg.account AND remaining > 0
-                 ORDER BY expires_at, id
-            LOOP
-                v_take := least(v_lot.remaining, v_need);
-                UPDATE ledger_lot SET remaining = remaining - v_take WHERE id = v_lot.id;
-                q_exp := q_exp || v_lot.expires_at;
-                q_amt := q_amt || v_take;
-                v_need := v_need - v_take;
-                EXIT WHEN v_need = 0;
+            q_exp := '{}';
+            q_amt := '{}';
+            q_head := 1;
+            FOR i IN 1 .. n LOOP
+                CONTINUE WHEN l_asset[i] <> v_asset OR l_amt[i] >= 0 OR NOT l_lots[i];
+                v_need := -l_amt[i];
+                FOR v_lot IN
+                    SELECT id, expires_at, remaining FROM ledger_lot
+                     WHERE account_id = l_acc[i] AND remaining > 0
+                     ORDER BY expires_at, id
+                LOOP
+                    v_take := least(v_lot.remaining, v_need);
+                    UPDATE ledger_lot SET remaining = remaining - v_take WHERE id = v_lot.id;
+                    q_exp := q_exp || v_lot.expires_at;
+                    q_amt := q_amt || v_take;
+                    v_need := v_need - v_take;
+                    EXIT WHEN v_need = 0;
+                END LOOP;
+                IF v_need > 0 THEN
+                    RAISE EXCEPTION 'lots_short' USING ERRCODE = 'LB003',
+                        DETAIL = l_acc[i]::text;
+                END IF;
             END LOOP;
-            IF v_need > 0 THEN
-                RAISE EXCEPTION 'lots_short' USING ERRCODE = 'LB003',
-                    DETAIL = v_leg.account::text;
-            END IF;
-        END LOOP;
 
-        FOR v_leg IN
-            SELECT l.leg, l.account, l.amount, l.expires_at, a.tracks_lots
-              FROM jsonb_to_recordset(p_legs)
-                   AS l(leg int, account bigint, amount bigint, expires_at timestamptz)
-              JOIN ledger_account a ON a.id = l.account
-             WHERE a.asset_id = v_asset AND l.amount > 0
-             ORDER BY l.leg
-        LOOP
-            v_left := v_leg.amount;
-            WHILE v_left > 0 AND q_head <= coalesce(array_length(q_amt, 1), 0) LOOP
-                v_take := least(v_left, q_amt[q_head]);
-                IF v_leg.tracks_lots THEN
+            FOR i IN 1 .. n LOOP
+                CONTINUE WHEN l_asset[i] <> v_asset OR l_amt[i] <= 0;
+                v_left := l_amt[i];
+                WHILE v_left > 0 AND q_head <= coalesce(array_length(q_amt, 1), 0) LOOP
+                    v_take := least(v_left, q_amt[q_head]);
+                    IF l_lots[i] THEN
+                        INSERT INTO ledger_lot (account_id, expires_at, remaining)
+                        VALUES (l_acc[i], q_exp[q_head], v_take)
+                        ON CONFLICT (account_id, expires_at)
+                        DO UPDATE SET remaining = ledger_lot.remaining + EXCLUDED.remaining;
+                    END IF;
+                    v_left := v_left - v_take;
+                    q_amt[q_head] := q_amt[q_head] - v_take;
+                    IF q_amt[q_head] = 0 THEN
+                        q_head := q_head + 1;
+                    END IF;
+                END LOOP;
+                IF v_left > 0 AND l_lots[i] THEN
+                    IF l_exp[i] IS NULL THEN
+                        RAISE EXCEPTION 'lot_expiry_missing' USING ERRCODE = 'LB004',
+                            DETAIL = l_acc[i]::text;
+                    END IF;
                     INSERT INTO ledger_lot (account_id, expires_at, remaining)
-                    VALUES (v_leg.account, q_exp[q_head], v_take)
+                    VALUES (l_acc[i], l_exp[i], v_left)
                     ON CONFLICT (account_id, expires_at)
                     DO UPDATE SET remaining = ledger_lot.remaining + EXCLUDED.remaining;
                 END IF;
-                v_left := v_left - v_take;
-                q_amt[q_head] := q_amt[q_head] - v_take;
-                IF q_amt[q_head] = 0 THEN
-                    q_head := q_head + 1;
-                END IF;
             END LOOP;
-            IF v_left > 0 AND v_leg.tracks_lots THEN
-                IF v_leg.expires_at IS NULL THEN
-                    RAISE EXCEPTION 'lot_expiry_missing' USING ERRCODE = 'LB004',
-                        DETAIL = v_leg.account::text;
-                END IF;
-                INSERT INTO ledger_lot (account_id, expires_at, remaining)
-                VALUES (v_leg.account, v_leg.expires_at, v_left)
-                ON CONFLICT (account_id, expires_at)
-                DO UPDATE SET remaining = ledger_lot.remaining + EXCLUDED.remaining;
-            END IF;
         END LOOP;
-    END LOOP;
+    END IF;
 
     RETURN QUERY SELECT v_txn, v_created, 'posted'::text;
 END
@@ -172,6 +183,8 @@ PG_BALANCE_TRIGGER = r"""
 CREATE OR REPLACE FUNCTION ledger_posting_check() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
+    v_assets bigint[];
+    v_amounts bigint[];
     v_asset bigint;
 BEGIN
     IF NEW.asset_id IS DISTINCT FROM
@@ -179,9 +192,18 @@ BEGIN
         RAISE EXCEPTION 'posting %.% names another asset than its account',
             NEW.transaction_id, NEW.leg USING ERRCODE = 'LB002';
     END IF;
-    SELECT asset_id INTO v_asset FROM ledger_posting
-     WHERE transaction_id = NEW.transaction_id
-     GROUP BY asset_id HAVING sum(amount) <> 0
+    -- A transaction's rows fire one after another at commit: check it once, on its first row.
+    IF current_setting('ledger.checked_transaction', true) = NEW.transaction_id::text THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('ledger.checked_transaction', NEW.transaction_id::text, true);
+    -- Read the transaction's rows by its index first, then aggregate in memory: a GROUP BY
+    -- here invites the planner to walk another index over the whole table.
+    SELECT array_agg(asset_id), array_agg(amount) INTO v_assets, v_amounts
+      FROM ledger_posting WHERE transaction_id = NEW.transaction_id;
+    SELECT u.asset INTO v_asset
+      FROM unnest(v_assets, v_amounts) AS u(asset, amount)
+     GROUP BY u.asset HAVING sum(u.amount) <> 0
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'transaction % does not balance for asset %',

@@ -1,0 +1,157 @@
+"""Purchase-shaped ledger transactions per second against pgbench's TPC-B-like throughput.
+
+Each transaction has the seven legs of SPEC §4.1's shared purchase: brand points (issuance →
+shopper wallet), share value (issuance → shopper 10R and merchant 2R) and the deposit burn
+(merchant deposit → burn). Clients are separate processes, each with its own connection,
+spread over 8 merchants and 4,000 shoppers, as tills of an alliance would be. pgbench runs
+in the same run, with the same client counts, initialised at scale 8 (one branch row per
+client at 8 clients, so neither side is throttled by a single hot row).
+
+Run: ``python -m bench.ledger_post`` (``make bench`` runs it with the others).
+"""
+
+import multiprocessing as mp
+import os
+import random
+import time
+from decimal import Decimal
+
+from bench.common import django_setup, pgbench_init, pgbench_tps, scratch_database
+
+CLIENTS = (1, 4, 8)
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+MERCHANTS = 8
+SHOPPERS = 4000
+
+
+def setup() -> dict:
+    from django.contrib.auth import get_user_model
+
+    from alliance.models import District
+    from ledger import services
+    from ledger.models import Account
+    from merchants.models import Merchant
+
+    user_model = get_user_model()
+    district = District.objects.create(slug="bench", name_zh="基准", name_en="Bench")
+    shared = services.alliance_asset("SHARED")
+    sv = services.alliance_asset("SV")
+    sv_issuance = services.issuance_account(sv)
+    shared_issuance = services.issuance_account(shared)
+    shared_burn = services.sink_account(shared, Account.Kind.BURN)
+    merchants = []
+    for m in range(MERCHANTS):
+        merchant = Merchant.objects.create(slug=f"m{m}", name_zh=f"商家{m}", name_en=f"M{m}",
+                                           district=district, rebate_rate=Decimal("0.1"))
+        brand = services.asset_create_brand(merchant=merchant, code=f"BM{m}", name_zh="积分",
+                                            name_en="pts", units_per_cny=100)
+        deposit = services.account_get_or_create(asset=shared, kind="deposit", merchant=merchant)
+        services.transaction_post(
+            kind="allocate", client="bench", idempotency_key=f"fund-{m}",
+            legs=[services.Leg(shared_issuance, -10**15), services.Leg(deposit, 10**15)])
+        merchants.append({
+            "issuance": services.issuance_account(brand).pk, "deposit": deposit.pk,
+            "sv": services.account_get_or_create(asset=sv, kind="wallet", merchant=merchant).pk,
+            "brand": brand.pk,
+        })
+    users = user_model.objects.bulk_create(
+        [user_model(email=f"s{i}@bench.example", phone=f"+8613900{i:06d}") for i in range(SHOPPERS)]
+    )
+    shoppers = []
+    for i, user in enumerate(users):
+        m = merchants[i % MERCHANTS]
+        brand_wallet = Account.objects.create(
+            asset_id=m["brand"], kind="wallet", user=user, holder_key=f"u:{user.pk}",
+            bounded=True, tracks_lots=True)
+        sv_wallet = Account.objects.create(
+            asset=sv, kind="wallet", user=user, holder_key=f"u:{user.pk}", bounded=True,
+            tracks_lots=False)
+        shoppers.append((i % MERCHANTS, brand_wallet.pk, sv_wallet.pk))
+    return {"merchants": merchants, "shoppers": shoppers, "sv_issuance": sv_issuance.pk,
+            "burn": shared_burn.pk}
+
+
+def client(seconds: float, plan: dict, seed: str, results, start) -> None:
+    from django.db import connection
+
+    from ledger import services
+    from ledger.models import Account
+
+    connection.close()  # never share the parent's connection
+    accounts = services.accounts_by_id(
+        {plan["sv_issuance"], plan["burn"]}
+        | {pk for m in plan["merchants"] for pk in (m["issuance"], m["deposit"], m["sv"])}
+        | {pk for s in plan["shoppers"] for pk in s[1:]}
+    )
+    rng = random.Random(seed)
+    count = 0
+    start.wait()  # every client has loaded its accounts: the clock starts for all at once
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        merchant_index, brand_wallet, sv_wallet = rng.choice(plan["shoppers"])
+        m = plan["merchants"][merchant_index]
+        r = rng.randint(1, 500) * 100  # rebate in SHARED/SV minor units (CNY 10 to 5,000)
+        points = r * 10
+        legs = [
+            services.Leg(accounts[m["issuance"]], -points),
+            services.Leg(accounts[brand_wallet], points),
+            services.Leg(accounts[plan["sv_issuance"]], -12 * r),
+            services.Leg(accounts[sv_wallet], 10 * r),
+            services.Leg(accounts[m["sv"]], 2 * r),
+            services.Leg(accounts[m["deposit"]], -r),
+            services.Leg(accounts[plan["burn"]], r),
+        ]
+        services.transaction_post(kind="purchase", legs=legs, client=f"bench-{seed}",
+                                  idempotency_key=f"{seed}-{count}",
+                                  metadata={"order_ref": f"o-{seed}-{count}"})
+        count += 1
+    assert Account  # imported so the app registry is warm before the clock starts
+    results.put(count)
+
+
+def ledger_tps(clients: int, plan: dict) -> float:
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    start = ctx.Barrier(clients)
+    from django.db import connections
+
+    connections.close_all()
+    run = time.strftime("%H%M%S")
+    procs = [ctx.Process(target=client,
+                         args=(SECONDS, plan, f"{run}-{clients}-{i}", results, start))
+             for i in range(clients)]
+    for proc in procs:
+        proc.start()
+    total = sum(results.get() for _ in procs)
+    for proc in procs:
+        proc.join()
+    return total / SECONDS
+
+
+def main() -> dict:
+    scratch_database("bench_ledger")
+    django_setup()
+    plan = setup()
+    pgbench_init("bench_pgbench", scale=8)
+    rows = []
+    for clients in CLIENTS:
+        ours = ledger_tps(clients, plan)
+        theirs = pgbench_tps(clients, SECONDS, "bench_pgbench", scale=8)
+        rows.append({"clients": clients, "ledger_tps": round(ours), "pgbench_tps": round(theirs),
+                     "ratio": round(ours / theirs, 2)})
+    from ledger import verification
+
+    # The benchmark's ledger must still be consistent (the log is not anchored here).
+    for check in (verification.check_transactions_balance, verification.check_account_balances):
+        problems = list(check())
+        assert not problems, problems[:5]
+    print(f"\nledger_post ({SECONDS}s per point, purchase-shaped 7-leg transactions)")
+    print(f"{'clients':>7} {'ledger tx/s':>12} {'pgbench tps':>12} {'ratio':>6}")
+    for row in rows:
+        print(f"{row['clients']:>7} {row['ledger_tps']:>12} {row['pgbench_tps']:>12} "
+              f"{row['ratio']:>6}")
+    return {"ledger_post": rows}
+
+
+if __name__ == "__main__":
+    main()
