@@ -1,0 +1,1 @@
+"""Earning: purchases recorded by merchants and the rules that turn them into points."""
