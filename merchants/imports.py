@@ -220,18 +220,14 @@ def _parse_lines(lines: Iterator[str], asset: Asset, report: ImportReport, now: 
         report.add(RowError(1, "phone", _("The file needs a phone or an email column.")))
     if report.error_count:
         return
-    index = {name: i for i, name in enumerate(columns)}
-    phone_of = _PhoneNormaliser()
-    seen: dict[str, int] = {}
-    today = now.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+    checker = _RowChecker(columns, asset, report, now)
     number = 1
     try:
         for values in reader:
             number += 1
             if not values or all(not v.strip() for v in values):
                 continue
-            row = _check_row(number, values, columns, index, asset, report, phone_of, seen,
-                             today)
+            row = checker.check(number, values)
             if row is not None:
                 yield row
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -239,86 +235,124 @@ def _parse_lines(lines: Iterator[str], asset: Asset, report: ImportReport, now: 
                             % {"error": exc.__class__.__name__}))
 
 
-def _check_row(number, values, columns, index, asset, report, phone_of, seen, today
-               ) -> Row | None:
-    errors_before = report.error_count
-    if len(values) != len(columns):
-        report.add(RowError(number, "", _("The row has %(found)d values for %(expected)d "
-                                          "columns (a value in an unknown column?).")
-                            % {"found": len(values), "expected": len(columns)}))
-        return None
-    get = {name: values[i].strip() for name, i in index.items()}
-    phone = email = None
-    if get.get("phone"):
-        phone = phone_of(get["phone"])
-        if phone is None:
-            report.add(RowError(number, "phone", _("Not a valid mobile number."), get["phone"]))
-    if get.get("email"):
-        email = _email(get["email"])
-        if email is None:
-            report.add(RowError(number, "email", _("Not a valid email address."), get["email"]))
-    if not get.get("phone") and not get.get("email"):
-        report.add(RowError(number, "phone", _("Give the member's phone number or email.")))
-    for identifier, column in ((phone, "phone"), (email, "email")):
-        if identifier is None:
-            continue
-        first = seen.get(identifier)
-        if first is not None:
-            report.add(RowError(number, column, _("Duplicate member: the same as row "
-                                                  "%(row)d.") % {"row": first}, identifier))
+class _RowChecker:
+    """Checks one row after another, remembering every member seen (duplicates are looked
+    for across the whole file) and what it already worked out (expiry dates, email domains)."""
+
+    def __init__(self, columns: list[str], asset: Asset, report: ImportReport, now: datetime):
+        self.width = len(columns)
+        self.phone_at = columns.index("phone") if "phone" in columns else None
+        self.email_at = columns.index("email") if "email" in columns else None
+        self.balance_at = columns.index("balance")
+        self.expiry_at = columns.index("expiry") if "expiry" in columns else None
+        self.asset = asset
+        self.report = report
+        self.today = now.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+        self.phone_of = _PhoneNormaliser()
+        self.seen: dict[str, int] = {}
+        self.expiries: dict[str, object] = {}
+        self.domains: dict[str, bool] = {}
+
+    def error(self, number: int, column: str, message: str, value: str = "") -> None:
+        self.report.add(RowError(number, column, message, value))
+
+    def check(self, number: int, values: list[str]) -> Row | None:
+        errors_before = self.report.error_count
+        if len(values) != self.width:
+            self.error(number, "", _("The row has %(found)d values for %(expected)d columns "
+                                     "(a value in an unknown column?).")
+                       % {"found": len(values), "expected": self.width})
+            return None
+        raw_phone = values[self.phone_at].strip() if self.phone_at is not None else ""
+        raw_email = values[self.email_at].strip() if self.email_at is not None else ""
+        phone = email = None
+        if raw_phone:
+            phone = self.phone_of(raw_phone)
+            if phone is None:
+                self.error(number, "phone", _("Not a valid mobile number."), raw_phone)
+        if raw_email:
+            email = self.email(raw_email)
+            if email is None:
+                self.error(number, "email", _("Not a valid email address."), raw_email)
+        if not raw_phone and not raw_email:
+            self.error(number, "phone", _("Give the member's phone number or email."))
+        for identifier, column in ((phone, "phone"), (email, "email")):
+            if identifier is None:
+                continue
+            first = self.seen.setdefault(identifier, number)
+            if first != number:
+                self.error(number, column, _("Duplicate member: the same as row %(row)d.")
+                           % {"row": first}, identifier)
+        amount = self.balance(number, values[self.balance_at].strip())
+        expires_at = None
+        if self.expiry_at is not None and values[self.expiry_at].strip():
+            expires_at = self.expiry(number, values[self.expiry_at].strip())
+        if self.report.error_count != errors_before or amount is None:
+            return None
+        return Row(number, phone, email, amount, expires_at)
+
+    def email(self, raw: str) -> str | None:
+        email = raw.lower()
+        user, at, domain = email.rpartition("@")
+        if not at or not user:
+            return None
+        valid = self.domains.get(domain)
+        if valid is None:
+            valid = self.domains[domain] = _email(f"x@{domain}") is not None
+        return email if valid and _email(f"{user}@example.com") is not None else None
+
+    def balance(self, number: int, raw: str) -> int | None:
+        if self.asset.scale == 0 and raw.isascii() and raw.isdigit() and len(raw) <= 13:
+            minor = int(raw)  # the common case, without Decimal
         else:
-            seen[identifier] = number
-    amount = _check_balance(number, get.get("balance", ""), asset, report)
-    expires_at = None
-    raw_expiry = get.get("expiry", "")
-    if raw_expiry:
-        expires_at = _check_expiry(number, raw_expiry, asset, report, today)
-    if report.error_count != errors_before or amount is None:
-        return None
-    return Row(number, phone, email, amount, expires_at)
+            minor = self._balance_slow(number, raw)
+            if minor is None:
+                return None
+        if minor == 0:
+            self.error(number, "balance", _("The balance is zero: leave the row out."), raw)
+            return None
+        if minor > MAX_ROW_MINOR:
+            self.error(number, "balance", _("The balance is implausibly large."), raw)
+            return None
+        return minor
 
+    def _balance_slow(self, number: int, raw: str) -> int | None:
+        if raw.startswith("-"):
+            self.error(number, "balance", _("The balance is negative."), raw)
+            return None
+        if not _BALANCE.match(raw):
+            self.error(number, "balance", _("The balance is not a number."), raw)
+            return None
+        try:
+            return self.asset.to_minor(Decimal(raw))
+        except (InvalidOperation, ValueError):
+            self.error(number, "balance", _("At most %(places)d decimal places.")
+                       % {"places": self.asset.scale}, raw)
+            return None
 
-def _check_balance(number: int, raw: str, asset: Asset, report: ImportReport) -> int | None:
-    if raw.startswith("-"):
-        report.add(RowError(number, "balance", _("The balance is negative."), raw))
-        return None
-    if not _BALANCE.match(raw):
-        report.add(RowError(number, "balance", _("The balance is not a number."), raw))
-        return None
-    try:
-        minor = asset.to_minor(Decimal(raw))
-    except (InvalidOperation, ValueError):
-        report.add(RowError(number, "balance", _("At most %(places)d decimal places.")
-                            % {"places": asset.scale}, raw))
-        return None
-    if minor == 0:
-        report.add(RowError(number, "balance", _("The balance is zero: leave the row out."),
-                            raw))
-        return None
-    if minor > MAX_ROW_MINOR:
-        report.add(RowError(number, "balance", _("The balance is implausibly large."), raw))
-        return None
-    return minor
+    def expiry(self, number: int, raw: str) -> datetime | None:
+        found = self.expiries.get(raw)
+        if found is None:
+            found = self.expiries[raw] = self._expiry_parse(raw)
+        if isinstance(found, str):
+            self.error(number, "expiry", found, raw)
+            return None
+        return found  # type: ignore[return-value]
 
-
-def _check_expiry(number: int, raw: str, asset: Asset, report: ImportReport, today: date
-                  ) -> datetime | None:
-    match = _DATE.match(raw)
-    try:
-        value = date(*(int(part) for part in match.groups())) if match else None
-    except ValueError:
-        value = None
-    if value is None:
-        report.add(RowError(number, "expiry", _("Not a date (YYYY-MM-DD)."), raw))
-        return None
-    if value < today:
-        report.add(RowError(number, "expiry", _("The date has passed."), raw))
-        return None
-    if not asset.expires:
-        report.add(RowError(number, "expiry", _("Your points never expire: leave the expiry "
-                                                "empty."), raw))
-        return None
-    return _end_of_day(value)
+    def _expiry_parse(self, raw: str) -> datetime | str:
+        """The expiry instant, or the message saying what is wrong with the date."""
+        match = _DATE.match(raw)
+        try:
+            value = date(*(int(part) for part in match.groups())) if match else None
+        except ValueError:
+            value = None
+        if value is None:
+            return _("Not a date (YYYY-MM-DD).")
+        if value < self.today:
+            return _("The date has passed.")
+        if not self.asset.expires:
+            return _("Your points never expire: leave the expiry empty.")
+        return _end_of_day(value)
 
 
 def file_sha256(stream) -> str:
@@ -409,23 +443,45 @@ def member_import_start(*, member_import: MemberImport) -> MemberImport:
     return member_import
 
 
+def _copy_text(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    # COPY's text format: escape the backslash and the separators it gives meaning to.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r"))
+    return text
+
+
+_CLAIM_COLUMNS = ("member_import_id", "merchant_id", "row_number", "phone", "email", "amount",
+                  "expires_at", "status")
+
+
 def _copy_claims(member_import: MemberImport, rows: list[Row]) -> None:
-    columns = ("member_import_id", "merchant_id", "row_number", "phone", "email", "amount",
-               "expires_at", "status")
-    values = [(member_import.pk, member_import.merchant_id, r.number, r.phone, r.email,
-               r.amount, r.expires_at, PendingClaim.Status.PENDING) for r in rows]
-    if connection.vendor == "postgresql":
-        table = PendingClaim._meta.db_table
-        with connection.cursor() as cursor:
-            raw = cursor.cursor  # psycopg 3: COPY streams the batch in one round trip
-            with raw.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for value in values:
-                    copy.write_row(value)
-    else:
+    """Insert a batch of claims: one ``COPY`` on PostgreSQL, ``bulk_create`` elsewhere."""
+    if connection.vendor != "postgresql":
         PendingClaim.objects.bulk_create(
-            [PendingClaim(**dict(zip(columns, value, strict=True))) for value in values],
+            [PendingClaim(member_import=member_import, merchant_id=member_import.merchant_id,
+                          row_number=r.number, phone=r.phone, email=r.email, amount=r.amount,
+                          expires_at=r.expires_at) for r in rows],
             batch_size=1000,
         )
+        return
+    fixed = f"{member_import.pk}\t{member_import.merchant_id}\t"
+    pending = PendingClaim.Status.PENDING.value
+    lines = [
+        f"{fixed}{r.number}\t{_copy_text(r.phone)}\t{_copy_text(r.email)}\t{r.amount}\t"
+        f"{_copy_text(r.expires_at)}\t{pending}\n"
+        for r in rows
+    ]
+    table = PendingClaim._meta.db_table
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg 3: the whole batch in one COPY stream
+        with raw.copy(f"COPY {table} ({', '.join(_CLAIM_COLUMNS)}) FROM STDIN") as copy:
+            copy.write("".join(lines))
 
 
 def _post_batch(member_import: MemberImport, batch_number: int, rows: list[Row]) -> int:

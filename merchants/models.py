@@ -330,11 +330,15 @@ class PendingClaim(models.Model):
         CLAIMED = "claimed", _("Claimed")
         EXPIRED = "expired", _("Expired")
 
+    # No database foreign keys on these two: an import writes up to millions of claims with
+    # COPY, and the per-row referential checks doubled its time. Claims are written only by
+    # the import service, in the transaction that holds their (never deleted) import row.
     member_import = models.ForeignKey(
-        MemberImport, on_delete=models.PROTECT, related_name="claims"
+        MemberImport, on_delete=models.PROTECT, related_name="claims", db_constraint=False
     )
     merchant = models.ForeignKey(
-        Merchant, on_delete=models.PROTECT, related_name="+", db_index=False
+        Merchant, on_delete=models.PROTECT, related_name="+", db_index=False,
+        db_constraint=False,
     )
     row_number = models.PositiveIntegerField()
     phone = models.CharField(max_length=20, null=True, blank=True)
