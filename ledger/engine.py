@@ -33,6 +33,7 @@ class PreparedLeg:
     account: Account
     amount: int
     expires_at: datetime | None
+    floor: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def post_sql(*, kind: str, client: str, key: str, fingerprint: str, metadata: di
              occurred_at: datetime, legs: list[PreparedLeg]) -> Outcome:
     payload = json.dumps([
         {"leg": leg.leg, "account": leg.account.pk, "amount": leg.amount,
-         "expires_at": leg.expires_at.isoformat() if leg.expires_at else None}
+         "expires_at": leg.expires_at.isoformat() if leg.expires_at else None,
+         "floor": leg.floor}
         for leg in legs
     ])
     try:
@@ -111,10 +113,12 @@ def post_python(*, kind: str, client: str, key: str, fingerprint: str, metadata:
         return _replay_or_conflict(existing, fingerprint)
 
     deltas: dict[int, int] = defaultdict(int)
+    floors: dict[int, int] = defaultdict(int)
     for leg in legs:
         deltas[leg.account.pk] += leg.amount
+        floors[leg.account.pk] = max(floors[leg.account.pk], leg.floor)
     for pk in bounded_ids:
-        if locked[pk].balance + deltas[pk] < 0:
+        if deltas[pk] < 0 and locked[pk].balance + deltas[pk] < floors[pk]:
             raise InsufficientBalance(details={"account": locked[pk].public_id})
     for pk in bounded_ids:
         if deltas[pk]:

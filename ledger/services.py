@@ -33,11 +33,14 @@ class Leg:
     """One side of a transaction: ``amount`` minor units onto ``account`` (negative takes).
 
     ``expires_at`` matters only for a credit to a lot-tracked account that no debit of the
-    same transaction carries lots into; it defaults to the asset's expiry policy."""
+    same transaction carries lots into; it defaults to the asset's expiry policy.
+    ``floor`` raises the balance a debited bounded account must keep (default 0): a
+    merchant's deposit keeps the alliance's minimum."""
 
     account: Account
     amount: int
     expires_at: datetime | None = None
+    floor: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,9 @@ def _prepare(legs: Sequence[Leg], occurred_at: datetime, *, event: bool = False
         expires_at = leg.expires_at
         if expires_at is None and amount > 0 and leg.account.tracks_lots:
             expires_at = asset.expiry_for(occurred_at)
-        prepared.append(engine.PreparedLeg(number, leg.account, amount, expires_at))
+        if type(leg.floor) is not int or leg.floor < 0:
+            raise LedgerInvariantError(details={"leg": number, "floor": repr(leg.floor)})
+        prepared.append(engine.PreparedLeg(number, leg.account, amount, expires_at, leg.floor))
     unbalanced = sorted(pk for pk, total in sums.items() if total)
     if unbalanced:
         raise LedgerInvariantError(details={"unbalanced_assets": unbalanced})

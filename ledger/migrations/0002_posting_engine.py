@@ -26,7 +26,9 @@ DECLARE
     l_asset bigint[];
     l_bounded boolean[];
     l_lots boolean[];
+    l_floor bigint[];
     b_ids bigint[];
+    b_floor bigint[];
     b_delta bigint[];
     b_bal bigint[];
     v_txn bigint;
@@ -46,10 +48,10 @@ BEGIN
     SELECT array_agg(l.leg ORDER BY l.leg), array_agg(l.account ORDER BY l.leg),
            array_agg(l.amount ORDER BY l.leg), array_agg(l.expires_at ORDER BY l.leg),
            array_agg(a.asset_id ORDER BY l.leg), array_agg(a.bounded ORDER BY l.leg),
-           array_agg(a.tracks_lots ORDER BY l.leg)
-      INTO l_leg, l_acc, l_amt, l_exp, l_asset, l_bounded, l_lots
+           array_agg(a.tracks_lots ORDER BY l.leg), array_agg(coalesce(l.floor, 0) ORDER BY l.leg)
+      INTO l_leg, l_acc, l_amt, l_exp, l_asset, l_bounded, l_lots, l_floor
       FROM jsonb_to_recordset(p_legs)
-           AS l(leg int, account bigint, amount bigint, expires_at timestamptz)
+           AS l(leg int, account bigint, amount bigint, expires_at timestamptz, floor bigint)
       CROSS JOIN LATERAL (
             SELECT x.asset_id, x.bounded, x.tracks_lots FROM ledger_account x
              WHERE x.id = l.account LIMIT 1) a;
@@ -58,10 +60,11 @@ BEGIN
         RAISE EXCEPTION 'unknown_account' USING ERRCODE = 'LB002';
     END IF;
 
-    SELECT array_agg(s.acc ORDER BY s.acc), array_agg(s.delta ORDER BY s.acc)
-      INTO b_ids, b_delta
-      FROM (SELECT u.acc, sum(u.amt)::bigint AS delta
-              FROM unnest(l_acc, l_amt, l_bounded) AS u(acc, amt, bnd)
+    SELECT array_agg(s.acc ORDER BY s.acc), array_agg(s.delta ORDER BY s.acc),
+           array_agg(s.floor ORDER BY s.acc)
+      INTO b_ids, b_delta, b_floor
+      FROM (SELECT u.acc, sum(u.amt)::bigint AS delta, max(u.flr) AS floor
+              FROM unnest(l_acc, l_amt, l_bounded, l_floor) AS u(acc, amt, bnd, flr)
              WHERE u.bnd GROUP BY u.acc) s;
 
     -- Lock the bounded accounts in primary-key order (no deadlocks), before the journal id is
@@ -95,9 +98,10 @@ BEGIN
         RAISE EXCEPTION 'unbalanced' USING ERRCODE = 'LB002', DETAIL = v_asset::text;
     END IF;
 
-    -- Checked under the locks, so the answer still holds at commit.
+    -- Checked under the locks, so the answer still holds at commit. A leg may ask for a
+    -- higher floor than zero (a merchant's deposit must keep the alliance's minimum).
     FOR i IN 1 .. coalesce(array_length(b_ids, 1), 0) LOOP
-        IF b_bal[i] + b_delta[i] < 0 THEN
+        IF b_delta[i] < 0 AND b_bal[i] + b_delta[i] < b_floor[i] THEN
             RAISE EXCEPTION 'insufficient_balance' USING ERRCODE = 'LB001',
                 DETAIL = b_ids[i]::text;
         END IF;

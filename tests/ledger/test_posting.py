@@ -193,3 +193,17 @@ def test_journal_refuses_update_and_delete(wallet, fund):
 def test_balance_check_constraint(wallet):
     with pytest.raises(IntegrityError), transaction.atomic():
         Account.objects.filter(pk=wallet.pk).update(balance=-1)
+
+
+def test_floor_keeps_a_minimum_after_the_debit(engine, wallet, issuance, fund):
+    # given a balance of 100 that must not fall below 60
+    fund(wallet, 100)
+    # when 40 are taken, the floor holds; 1 more is refused, naming the account
+    services.transaction_post(kind="spend", legs=[Leg(wallet, -40, floor=60), Leg(issuance, 40)],
+                              client="test", idempotency_key="f1")
+    with pytest.raises(InsufficientBalance):
+        services.transaction_post(kind="spend",
+                                  legs=[Leg(wallet, -1, floor=60), Leg(issuance, 1)],
+                                  client="test", idempotency_key="f2")
+    wallet.refresh_from_db()
+    assert wallet.balance == 60
