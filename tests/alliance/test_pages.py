@@ -44,6 +44,8 @@ def _assert_csp_clean(response) -> None:
         (Role.ANONYMOUS, "/accounts/signup/"),
         (Role.ANONYMOUS, "/accounts/login/code/"),
         (Role.ANONYMOUS, "/accounts/password/reset/"),
+        (Role.ANONYMOUS, "/accounts/password/reset/done/"),
+        (Role.ANONYMOUS, "/accounts/confirm-email/"),
         (Role.SHOPPER, "/accounts/email/"),
         (Role.SHOPPER, "/accounts/phone/change/"),
         (Role.SHOPPER, "/accounts/password/change/"),
@@ -197,6 +199,17 @@ def test_the_explorer_lists_members_without_personal_data(client: Client):
     assert membership.merchant.name_en in page
     assert membership.user.email not in page
     assert membership.user.phone not in page
+
+
+@pytest.mark.parametrize(("language", "text"), [("en", "Bad request"), ("zh-hans", "请求有误")])
+def test_a_request_for_a_foreign_host_gets_the_400_page(client: Client, language: str, text: str):
+    # given a request naming a host the portal does not serve
+    # when it arrives
+    response = client.get("/", HTTP_HOST="evil.example", HTTP_ACCEPT_LANGUAGE=language)
+
+    # then the 400 page answers, in the visitor's language
+    assert response.status_code == 400
+    assert text in response.content.decode()
 
 
 def test_a_signed_in_users_403_page_says_who_they_are(client_as):
