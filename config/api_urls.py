@@ -1,6 +1,6 @@
 """``/api/v1/``: every app's endpoints under one versioned root."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -31,4 +31,6 @@ urlpatterns = [
     path("", api_root, name="root"),
     path("me", MeApi.as_view(), name="me"),
     path("console/status", SystemStatusApi.as_view(), name="console-status"),
+    # Purchases and refunds for merchant systems (points.api_urls).
+    path("", include("points.api_urls")),
 ]

@@ -1,0 +1,182 @@
+"""Purchases over the API, for merchants' tills and e-shops (SPEC §4.1, §7)."""
+
+from decimal import Decimal
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alliance.errors import NotFound
+from alliance.idempotency import IDEMPOTENCY_PARAMETER, idempotency_key, request_fingerprint
+from ledger.services import alliance_asset
+from merchants.api_auth import HasApiKeyScope, api_key_merchant
+from merchants.models import Store
+
+from . import services
+from .members import member_resolve
+from .models import Purchase
+
+MAX_CNY = Decimal("1000000000")
+
+
+class LineSerializer(serializers.Serializer):
+    category = serializers.CharField(max_length=60)
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+
+
+class PurchaseInSerializer(serializers.Serializer):
+    member = serializers.CharField(max_length=400, help_text="Member code or member QR token.")
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
+                                      max_value=MAX_CNY, help_text="CNY, e.g. \"1000.00\".")
+    order_ref = serializers.CharField(max_length=100)
+    store = serializers.IntegerField(required=False, min_value=1)
+    lines = LineSerializer(many=True, required=False, max_length=200)
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="For a till that was offline: when it happened (≤ 72 h ago).")
+
+
+class RefundInSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_CNY,
+        required=False, help_text="CNY to refund; the whole remainder when left out.")
+    absorb_shortfall = serializers.BooleanField(
+        default=False, help_text="The merchant absorbs points the shopper has already spent.")
+
+
+class PurchaseOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    transaction = serializers.IntegerField()
+    points = inline_serializer("PurchasePoints", {"asset": serializers.CharField(),
+                                                  "amount": serializers.IntegerField()})
+    share_value = inline_serializer("PurchaseShareValue", {
+        "shopper": serializers.DecimalField(max_digits=20, decimal_places=2),
+        "merchant": serializers.DecimalField(max_digits=20, decimal_places=2)})
+    deposit_burned = serializers.DecimalField(max_digits=20, decimal_places=2)
+    rebate = serializers.DecimalField(max_digits=14, decimal_places=2)
+    refunded = serializers.DecimalField(max_digits=12, decimal_places=2)
+    receipt = serializers.CharField()
+
+
+class RefundOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    purchase = serializers.IntegerField()
+    transaction = serializers.IntegerField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    points = serializers.IntegerField()
+    shortfall_points = serializers.IntegerField()
+    receipt = serializers.CharField()
+
+
+def _receipt_url(request, transaction_id: int) -> str:
+    return request.build_absolute_uri(f"/api/v1/transactions/{transaction_id}/receipt")
+
+
+def purchase_body(request, purchase: Purchase) -> dict:
+    sv = alliance_asset("SV")
+    shared = alliance_asset("SHARED")
+    return {
+        "id": purchase.pk,
+        "transaction": purchase.transaction_id,
+        "points": {"asset": services.brand_asset(purchase.merchant).code,
+                   "amount": purchase.points},
+        "share_value": {"shopper": str(sv.to_major(purchase.sv_shopper)),
+                        "merchant": str(sv.to_major(purchase.sv_merchant))},
+        "deposit_burned": str(shared.to_major(purchase.shared_burned)),
+        "rebate": str(purchase.rebate),
+        "refunded": str(purchase.refunded_amount),
+        "receipt": _receipt_url(request, purchase.transaction_id),
+    }
+
+
+_ERRORS = {
+    400: OpenApiResponse(description="Invalid input (error shape, `details` names the field)"),
+    401: OpenApiResponse(description="No, unknown or revoked API key"),
+    403: OpenApiResponse(description="The key lacks the purchases scope"),
+}
+
+
+class PurchaseCreateApi(APIView):
+    permission_classes = [HasApiKeyScope.to("purchases")]
+
+    @extend_schema(
+        operation_id="purchases_create", request=PurchaseInSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: PurchaseOutSerializer, 200: PurchaseOutSerializer, **_ERRORS,
+                   404: OpenApiResponse(description="member_not_found / store_not_found"),
+                   409: OpenApiResponse(description="deposit_insufficient / "
+                                                    "idempotency_conflict")},
+        description="Record a shared purchase (SPEC §4.1): brand points by the earning rules, "
+                    "share value to the shopper (10R) and the merchant (2R), R SHARED burned "
+                    "from the deposit. A repeat with the same Idempotency-Key answers 200 with "
+                    "the original purchase.",
+    )
+    def post(self, request):
+        key = idempotency_key(request)
+        payload = PurchaseInSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        merchant = api_key_merchant(request)
+        shopper = member_resolve(data["member"])
+        store = None
+        if "store" in data:
+            store = Store.objects.filter(pk=data["store"], merchant=merchant).first()
+            if store is None:
+                raise NotFound(details={"store": data["store"]}, code="store_not_found")
+        purchase, replayed = services.purchase_record(
+            merchant=merchant, shopper=shopper, amount=data["amount"],
+            order_ref=data["order_ref"], idempotency_key=key,
+            fingerprint=request_fingerprint(request.path, request.data),
+            store=store, lines=[dict(line, amount=str(line["amount"]))
+                                for line in data.get("lines", [])],
+            occurred_at=data.get("occurred_at"),
+        )
+        response = Response(purchase_body(request, purchase),
+                            status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class PurchaseDetailApi(APIView):
+    permission_classes = [HasApiKeyScope.to("purchases")]
+
+    @extend_schema(operation_id="purchases_retrieve",
+                   responses={200: PurchaseOutSerializer, 404: OpenApiResponse()})
+    def get(self, request, purchase_id: int):
+        purchase = get_object_or_404(Purchase, pk=purchase_id,
+                                     merchant=api_key_merchant(request))
+        return Response(purchase_body(request, purchase))
+
+
+class PurchaseRefundApi(APIView):
+    permission_classes = [HasApiKeyScope.to("purchases")]
+
+    @extend_schema(
+        operation_id="purchases_refund", request=RefundInSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: RefundOutSerializer, 200: RefundOutSerializer, **_ERRORS,
+                   404: OpenApiResponse(description="Not this merchant's purchase"),
+                   409: OpenApiResponse(description="points_already_spent")},
+        description="Refund a purchase wholly or in part: points, share value and the burn "
+                    "are reversed in proportion.",
+    )
+    def post(self, request, purchase_id: int):
+        key = idempotency_key(request)
+        purchase = get_object_or_404(Purchase, pk=purchase_id,
+                                     merchant=api_key_merchant(request))
+        payload = RefundInSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        refund, replayed = services.purchase_refund(
+            purchase=purchase, amount=payload.validated_data.get("amount"),
+            idempotency_key=key,
+            absorb_shortfall=payload.validated_data["absorb_shortfall"],
+        )
+        body = {"id": refund.pk, "purchase": purchase.pk, "transaction": refund.transaction_id,
+                "amount": str(refund.amount), "points": refund.points,
+                "shortfall_points": refund.shortfall_points,
+                "receipt": _receipt_url(request, refund.transaction_id)}
+        return Response(body, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
+
+

@@ -1,0 +1,107 @@
+"""How many points a purchase earns: the merchant's active rule, its multipliers, the
+shopper's tier, the daily cap. Pure reads and arithmetic; ``points.services`` writes."""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Sum
+
+from .models import EarningRule, MemberTier, Purchase
+
+# A merchant without a rule earns its shoppers one point per CNY.
+DEFAULT_BASE_RATE = Decimal("1")
+
+
+@dataclass(frozen=True)
+class Earning:
+    points: int
+    rule: EarningRule | None
+    multiplier: Decimal
+    tier: MemberTier | None
+    capped: bool
+
+
+def active_rule(merchant) -> EarningRule | None:
+    return EarningRule.objects.filter(merchant=merchant, active=True).first()
+
+
+def tier_for(merchant, shopper, *, at: datetime) -> MemberTier | None:
+    """The highest tier whose threshold the shopper's trailing 12-month spend reaches."""
+    spend = (Purchase.objects.filter(merchant=merchant, shopper=shopper,
+                                     occurred_at__gt=at - timedelta(days=365),
+                                     occurred_at__lte=at)
+             .aggregate(total=Sum("amount"))["total"]) or Decimal("0")
+    return (MemberTier.objects.filter(merchant=merchant, threshold__lte=spend)
+            .order_by("-threshold").first())
+
+
+def _window_applies(window: dict, local: datetime) -> bool:
+    weekdays = window.get("weekdays")
+    if weekdays is not None and local.weekday() not in weekdays:
+        return False
+    start = time.fromisoformat(window.get("start", "00:00"))
+    end = time.fromisoformat(window.get("end", "23:59:59.999999"))
+    return start <= local.time() <= end
+
+
+def multiplier_for(rule: EarningRule | None, *, at: datetime, tier: MemberTier | None,
+                   categories: list[str]) -> Decimal:
+    """The product of the rule's multipliers that apply: time window, tier, and the best
+    category multiplier among the order's lines."""
+    if rule is None:
+        return Decimal("1")
+    multipliers = rule.multipliers or {}
+    result = Decimal("1")
+    local = at.astimezone(ZoneInfo(settings.TIME_ZONE))
+    for window in multipliers.get("time_windows", []):
+        if _window_applies(window, local):
+            result *= Decimal(str(window["multiplier"]))
+    if tier is not None and tier.code in multipliers.get("tiers", {}):
+        result *= Decimal(str(multipliers["tiers"][tier.code]))
+    by_category = multipliers.get("categories", {})
+    best = max((Decimal(str(by_category[c])) for c in categories if c in by_category),
+               default=None)
+    if best is not None:
+        result *= best
+    return result
+
+
+def earned_today(merchant, shopper, *, at: datetime) -> int:
+    local = at.astimezone(ZoneInfo(settings.TIME_ZONE))
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (Purchase.objects.filter(merchant=merchant, shopper=shopper,
+                                    occurred_at__gte=day_start,
+                                    occurred_at__lt=day_start + timedelta(days=1))
+            .aggregate(total=Sum("points"))["total"]) or 0
+
+
+def earning_for(*, merchant, shopper, amount: Decimal, at: datetime,
+                lines: list[dict] | None = None) -> Earning:
+    """Points (brand asset minor units = points, scale 0) for ``amount`` CNY, rounded down."""
+    rule = active_rule(merchant)
+    tier = tier_for(merchant, shopper, at=at) if shopper is not None else None
+    categories = [line.get("category", "") for line in lines or []]
+    multiplier = multiplier_for(rule, at=at, tier=tier, categories=categories)
+    base = rule.base_rate if rule else DEFAULT_BASE_RATE
+    points = int((amount * base * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+    capped = False
+    if rule is not None and rule.daily_cap is not None and shopper is not None:
+        room = max(rule.daily_cap - earned_today(merchant, shopper, at=at), 0)
+        if points > room:
+            points, capped = room, True
+    if rule is not None and rule.budget is not None:
+        room = max(rule.budget - rule.budget_used, 0)
+        if points > room:
+            points, capped = room, True
+    return Earning(points, rule, multiplier, tier, capped)
+
+
+def preview(*, merchant, amount: Decimal, at: datetime) -> int:
+    """"A CNY 200 purchase now earns N points", for the rule editor (no tier, no cap)."""
+    rule = active_rule(merchant)
+    multiplier = multiplier_for(rule, at=at, tier=None, categories=[])
+    base = rule.base_rate if rule else DEFAULT_BASE_RATE
+    return int((amount * base * multiplier).to_integral_value(rounding=ROUND_FLOOR))

@@ -1,0 +1,52 @@
+"""Fixtures for earning tests: an onboarded merchant with a funded deposit and an API key."""
+
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from merchants import services as merchant_services
+from tests.factories import DistrictFactory, UserFactory
+
+
+def onboard(slug: str, *, units_per_cny=Decimal("100"), rebate=Decimal("0.10"),
+            shared=200_000, deposit=160_000):
+    """A member merchant; ``shared`` SHARED minor units allocated, ``deposit`` of it in the
+    deposit (the default covers 11 rebates of CNY 100 above the 500 minimum)."""
+    merchant = merchant_services.merchant_onboard(
+        owner=UserFactory(), name_zh=slug, name_en=slug, legal_name=f"{slug} Ltd",
+        licence_number=None, category="retail", district=DistrictFactory(slug="d-" + slug),
+        rebate_rate=rebate, stores=[], asset_code=slug.upper()[:10], asset_name_zh="积分",
+        asset_name_en="points", units_per_cny=units_per_cny, expiry_months=12, slug=slug,
+    )
+    if shared:
+        merchant_services.shared_allocate(merchant=merchant, amount=shared,
+                                          idempotency_key=f"alloc-{slug}")
+    if deposit:
+        merchant_services.deposit_top_up(merchant=merchant, amount=deposit,
+                                         idempotency_key=f"topup-{slug}")
+    return merchant
+
+
+@pytest.fixture
+def merchant():
+    return onboard("burger")
+
+
+@pytest.fixture
+def api_key(merchant):
+    _key, raw = merchant_services.api_key_create(merchant=merchant, name="till",
+                                                 scopes=["purchases", "holds", "vouchers"])
+    return raw
+
+
+@pytest.fixture
+def api(api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    return client
+
+
+@pytest.fixture
+def shopper():
+    return UserFactory()
