@@ -31,6 +31,8 @@ urlpatterns = [
     path("", api_root, name="root"),
     path("me", MeApi.as_view(), name="me"),
     path("console/status", SystemStatusApi.as_view(), name="console-status"),
+    # The transparency log and receipts (ledger.api_urls): public paths witnesses rely on.
+    path("", include("ledger.api_urls")),
     # Purchases and refunds for merchant systems (points.api_urls).
     path("", include("points.api_urls")),
 ]

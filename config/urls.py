@@ -23,6 +23,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("dashboard/", include("merchants.urls")),
     path("console/", include(console_patterns)),
+    # The transparency log's explorer pages (checkpoints, verify a receipt) come first.
+    path("explorer/", include("ledger.urls")),
     path("explorer/", include(explorer_patterns)),
     path("", include("points.urls")),
 ]
