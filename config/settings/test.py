@@ -27,3 +27,5 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Off for the generated role tests; tests/test_security.py turns it on to prove it holds.
+MFA_REQUIRED_FOR_STAFF = False
