@@ -35,4 +35,6 @@ urlpatterns = [
     path("", include("ledger.api_urls")),
     # Purchases and refunds for merchant systems (points.api_urls).
     path("", include("points.api_urls")),
+    # Spending: holds, vouchers, catalog, exchange, lotteries (points.spending_api_urls).
+    path("", include("points.spending_api_urls")),
 ]
