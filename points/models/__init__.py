@@ -4,4 +4,3 @@ so Django and migrations see them as ``points.<Model>``."""
 
 from .earning import *  # noqa: F403
 from .spending import *  # noqa: F403
-from .spending import *  # noqa: F403
