@@ -85,10 +85,11 @@ def metadata_digest(text: str | None) -> str:
 
 
 def encode_time(moment: datetime) -> str:
-    """UTC with microseconds and a ``Z``: one spelling per instant."""
+    """UTC with microseconds and a ``Z``: one spelling per instant
+    (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
     if moment.tzinfo is None:
         raise ValueError("the recorded time must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def leaf_document(
@@ -111,10 +112,29 @@ def leaf_document(
     }
 
 
+_LEAF_KEYS = frozenset({"v", "id", "kind", "time", "postings", "metadata_sha256"})
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def leaf_bytes(document: dict[str, Any], *, reference: bool = False) -> bytes:
     """Leaf bytes of ``leaf_document(...)``. ``reference`` uses the slow reference encoder
-    (``verify_ledger`` does, so the fast path is checked against it on every audit)."""
-    return canonical_json(document) if reference else _canonical(document)
+    (``verify_ledger`` does, so the fast path is checked against it on every audit).
+
+    The fast path writes the six keys in their RFC 8785 order (all ASCII, so code-point and
+    UTF-16 order agree) around values that hold no objects: strings, two safe integers and
+    a list of lists of strings, which ``json`` encodes exactly as RFC 8785 does."""
+    if reference:
+        return canonical_json(document)
+    ident, version = document.get("id"), document.get("v")
+    if (document.keys() != _LEAF_KEYS or type(ident) is not int or type(version) is not int
+            or not 0 <= ident <= MAX_SAFE_INTEGER):
+        return _canonical(document)
+    return (
+        f'{{"id":{ident},"kind":{_encode(document["kind"])},'
+        f'"metadata_sha256":{_encode(document["metadata_sha256"])},'
+        f'"postings":{_encode(document["postings"])},"time":{_encode(document["time"])},'
+        f'"v":{version}}}'
+    ).encode()
 
 
 def note_digest(signed_note: str) -> bytes:

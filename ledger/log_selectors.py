@@ -9,6 +9,7 @@ names every hash needed, one fetch gets them, and the real run computes the proo
 import base64
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -33,7 +34,7 @@ from .verify import RECEIPT_FORMAT
 T = TypeVar("T")
 INT64_MAX = 2**63 - 1
 # SQLite allows 32,766 host parameters per statement; PostgreSQL takes one array.
-_ID_CHUNK = 10_000
+_ID_CHUNK = 20_000
 
 
 # --- the journal, as leaves see it --------------------------------------------------------
@@ -75,6 +76,22 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
         yield ids[start : start + _ID_CHUNK]
 
 
+@contextmanager
+def raw_cursor():
+    """A cursor for the log's bulk reads and writes. On PostgreSQL a psycopg cursor with
+    server-side binding on Django's own connection (so inside the same transaction): id
+    arrays then travel as one binary parameter instead of being spelled out as SQL text."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
 def _in_ids(column: str, ids: Sequence[int]) -> tuple[str, list]:
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)", [list(ids)]
@@ -99,7 +116,7 @@ def journal_entries_from_rows(rows: Sequence[tuple]) -> list[JournalEntry]:
     entries = [JournalEntry(row[0], row[1], _aware(row[2]), row[3], []) for row in rows]
     by_id = {entry.transaction_id: entry for entry in entries}
     ids = list(by_id)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for chunk in _chunks(ids):
             where, params = _in_ids("p.transaction_id", chunk)
             cursor.execute(_POSTINGS_SQL.format(where=where), params)
@@ -156,6 +173,21 @@ def subtrees_get(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], byte
     for level, position in pairs:
         wanted[level].add(position)
     found: dict[tuple[int, int], bytes] = {}
+    if connection.vendor == "postgresql" and wanted:
+        # One round trip: leaves and interior nodes together.
+        leaves = sorted(wanted.pop(0, ()))
+        levels = [level for level, positions in wanted.items() for _ in positions]
+        positions = [position for ps in wanted.values() for position in ps]
+        with raw_cursor() as cursor:
+            cursor.execute(
+                "SELECT 0, log_index, leaf_hash FROM ledger_logleaf WHERE log_index = ANY(%s) "
+                "UNION ALL SELECT n.level, n.position, n.hash FROM ledger_lognode n "
+                "JOIN unnest(%s::int[], %s::bigint[]) AS w(level, position) "
+                "ON n.level = w.level AND n.position = w.position",
+                [leaves, levels, positions],
+            )
+            return {(level, position): bytes(value)
+                    for level, position, value in cursor.fetchall()}
     if wanted.get(0):
         for index, value in LogLeaf.objects.filter(index__in=wanted.pop(0)).values_list(
             "index", "leaf_hash"

@@ -145,20 +145,21 @@ def _horizon() -> datetime:
 
 
 def _insert(table: str, columns: tuple[str, ...], types: tuple[str, ...], rows: list) -> None:
-    """Set-based insert: one statement of arrays on PostgreSQL, executemany on SQLite."""
+    """Set-based insert: binary COPY on PostgreSQL, executemany on SQLite."""
     if not rows:
         return
     names = ", ".join(columns)
+    if connection.vendor == "postgresql":
+        with log_selectors.raw_cursor() as cursor, cursor.copy(
+            f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join(["%s"] * len(columns))
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",  # noqa: S608
-                [list(column) for column in zip(*rows, strict=True)],
-            )
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
 
 
 def _anchor_batch(
@@ -208,9 +209,9 @@ def _anchor_batch(
         )
         signed = note.sign_note(body, [signer])
         _insert("ledger_logleaf", ("log_index", "transaction_id", "leaf_hash"),
-                ("bigint", "bigint", "bytea"), leaf_rows)
+                ("int8", "int8", "bytea"), leaf_rows)
         _insert("ledger_lognode", ("level", "position", "hash"),
-                ("smallint", "bigint", "bytea"), node_rows)
+                ("int2", "int8", "bytea"), node_rows)
         # The horizon moves only when the run has logged everything its first scan could
         # see: a full batch may have left unlogged transactions behind. When this batch is
         # not full, every page of the run has been read, so the horizon taken before the

@@ -19,7 +19,7 @@ from django.db import connection
 from . import log_format, log_selectors, merkle, note
 from .log_errors import LogKeyMissing
 from .models import Checkpoint, Cosignature, LogLeaf
-from .verification import Problem
+from .verification import CHECKS, Problem
 
 CHUNK = 5_000
 # Past this many, one line says how many more there are: the first ones are what matters.
@@ -283,3 +283,5 @@ LOG_CHECKS = [
     ("log subtree hashes match the leaves", check_log_tree),
     ("checkpoints are signed, chained and match the tree", check_checkpoints),
 ]
+# Registered here, not listed in verification.py: that module imports this one at its end.
+CHECKS.extend(LOG_CHECKS)
