@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cached_property
 
 from django.conf import settings
@@ -349,6 +350,21 @@ def asset_create_brand(
     )
 
 
+ALLIANCE_ASSETS = {
+    "SHARED": {"family": Asset.Family.SHARED, "name_zh": "共享积分", "name_en": "Shared point",
+               "scale": 2, "units_per_cny": Decimal("1"), "transferable": True},
+    "SV": {"family": Asset.Family.SHARE_VALUE, "name_zh": "共享值", "name_en": "Share value",
+           "scale": 2, "units_per_cny": Decimal("1"), "transferable": False},
+    "ALLY": {"family": Asset.Family.ALLIANCE, "name_zh": "联盟积分", "name_en": "Alliance point",
+             "scale": 2, "units_per_cny": Decimal("1"), "transferable": True},
+}
+
+
 def alliance_asset(code: str) -> Asset:
-    """SHARED, SV or ALLY (created by migration ledger/0003)."""
-    return Asset.objects.get(code=code)
+    """SHARED, SV or ALLY. Migration ledger/0003 creates them; a database emptied since (a
+    test flush, a restore of data only) gets them back, identical, on first use."""
+    try:
+        return Asset.objects.get(code=code)
+    except Asset.DoesNotExist:
+        asset, _ = Asset.objects.get_or_create(code=code, defaults=ALLIANCE_ASSETS[code])
+        return asset
