@@ -18,7 +18,7 @@ primary-key order, so two opposite exchanges cannot deadlock).
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from fractions import Fraction
 
 from django.db import IntegrityError, transaction
@@ -218,13 +218,14 @@ def _check_caps(quote: ExchangeQuote, day) -> None:
     for row in rows:
         used = exchange_used_today(row.merchant, day)
         if used + value > row.exchange_daily_cap:
-            left = max(Decimal("0"), row.exchange_daily_cap - used)
+            left = max(Decimal("0"), row.exchange_daily_cap - used).quantize(
+                Decimal("0.01"), rounding=ROUND_DOWN)
             raise ExchangeCapReached(
                 _("%(merchant)s can exchange only CNY %(left)s more today.")
-                % {"merchant": row.merchant, "left": left.quantize(Decimal("0.01"),
-                                                                    rounding=ROUND_DOWN)},
+                % {"merchant": row.merchant, "left": left},
                 details={"merchant": row.merchant.slug, "cap": str(row.exchange_daily_cap),
-                         "used": str(used), "left": str(left)},
+                         "used": str(used.quantize(Decimal("0.01"), rounding=ROUND_UP)),
+                         "left": str(left)},
             )
 
 

@@ -89,3 +89,25 @@ def race(fn, count: int, workers: int | None = None) -> list:
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(worker, range(count)))
+
+
+def alliance_assets_restore() -> None:
+    """Transactional tests flush every table, the alliance's assets (made by a migration)
+    included; put them back for a test that needs SHARED."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("ledger.migrations.0003_alliance_assets").create(apps, None)
+
+
+def catalog_item(merchant, *, price: int = 500, stock: int = 10, asset: Asset | None = None,
+                 **fields):
+    from points.catalog import catalog_item_save
+
+    values = {"name_zh": "咖啡", "name_en": "Coffee", "description": "A cup of coffee",
+              "price_asset": asset or brand(merchant), "price": price, "stock": stock,
+              "per_shopper_limit": None, "available_from": None, "available_until": None,
+              "voucher_valid_days": 30, "refundable": True, "active": True}
+    values.update(fields)
+    return catalog_item_save(merchant=merchant, fields=values)

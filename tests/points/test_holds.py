@@ -14,9 +14,23 @@ from points.models import CashDeduction
 from tests.factories import UserFactory
 
 from .conftest import onboard
-from .spending_helpers import api_key_client, balance, brand, error_code, fund, opt_in
+from .spending_helpers import (
+    alliance_assets_restore,
+    api_key_client,
+    balance,
+    brand,
+    error_code,
+    fund,
+    opt_in,
+)
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _alliance_assets():
+    # a transactional test run earlier flushes the assets a migration made
+    alliance_assets_restore()
 
 HOLDS = "/api/v1/holds"
 
