@@ -385,6 +385,8 @@ class Verification:
 def lottery_verify(*, campaign: LotteryCampaign, seed: str | None = None) -> Verification:
     """Recompute every draw of ``campaign`` from ``seed`` (default: the revealed seed) and
     check the commitment, the journalled commitment, the frozen tiers and the prize stock."""
+    campaign = LotteryCampaign.objects.select_related("commitment_transaction").get(
+        pk=campaign.pk)
     seed = (seed if seed is not None else campaign.revealed_seed).strip().lower()
     report = Verification(campaign=campaign, seed=seed)
     try:
@@ -419,6 +421,10 @@ def lottery_verify(*, campaign: LotteryCampaign, seed: str | None = None) -> Ver
         if not check.ok:
             report.problems.append(f"draw {draw.pk} ({draw.shopper_ref} #{draw.nonce}) does not "
                                    "recompute to its recorded outcome")
+        nothing = draw.drawn_tier.kind == PrizeTier.Kind.NOTHING
+        if nothing != (draw.outcome == LotteryDraw.Outcome.NO_PRIZE):
+            report.problems.append(f"draw {draw.pk} records {draw.outcome} for tier "
+                                   f"{draw.drawn_tier.position}")
     won = Counter(d.drawn_tier_id for d in draws if d.outcome == LotteryDraw.Outcome.WON)
     short = {d.drawn_tier_id for d in draws if d.outcome == LotteryDraw.Outcome.OUT_OF_STOCK}
     for tier in tiers:
