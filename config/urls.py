@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("dashboard/", include("merchants.urls")),
     path("console/", include(console_patterns)),
+    # The explorer's ledger pages (point types, transactions, proof of reserve).
+    path("explorer/", include("alliance.explorer_urls")),
     # The transparency log's explorer pages (checkpoints, verify a receipt) come first.
     path("explorer/", include("ledger.urls")),
     path("explorer/", include(explorer_patterns)),
