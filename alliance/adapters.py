@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .models import User
+from .signals import phone_verified
 from .sms import send_sms
 
 
@@ -53,6 +54,22 @@ class AccountAdapter(DefaultAccountAdapter):
             for path in super().get_login_stages()
         ]
 
+    def save_user(self, request, user: User, form, commit: bool = True) -> User:
+        # The row needs an email or a phone from its first save (user_has_email_or_phone);
+        # allauth sets the phone only after that save.
+        phone = form.cleaned_data.get("phone")
+        if phone:
+            user.phone = phone
+        return super().save_user(request, user, form, commit=commit)
+
+    def populate_username(self, request, user: User) -> None:
+        # save_user calls this just before a new user's first save. No email address given
+        # is NULL, not "": the column is unique, and the next shopper signing up without an
+        # address must not collide with this one.
+        super().populate_username(request, user)
+        if not user.email:
+            user.email = None
+
     def phone_form_field(self, **kwargs: Any) -> PhoneField:
         # allauth's field insists on a leading "+"; ours accepts the local form and leaves
         # validation to clean_phone, which knows the default region.
@@ -72,7 +89,22 @@ class AccountAdapter(DefaultAccountAdapter):
         return PhoneField(**kwargs)
 
     def clean_phone(self, phone: str) -> str:
-        return normalize_phone(phone)
+        phone = normalize_phone(phone)
+        if self._signing_up():
+            # Velocity limit on sign-ups (points.abuse counts them per address and device).
+            from points.abuse import signup_allowed
+
+            if not signup_allowed(self.request):
+                raise forms.ValidationError(
+                    _("Too many accounts were opened from this network or device. "
+                      "Please try again later."), code="rate_limited")
+        return phone
+
+    def _signing_up(self) -> bool:
+        request = self.request
+        match = getattr(request, "resolver_match", None)
+        return (request is not None and request.method == "POST" and match is not None
+                and match.url_name == "account_signup")
 
     def send_verification_code_sms(self, user, phone: str, code: str, **kwargs) -> None:
         send_sms(phone, _("Your Alliance Points code is %(code)s. It expires in 15 minutes.")
@@ -87,8 +119,10 @@ class AccountAdapter(DefaultAccountAdapter):
         return (user.phone, user.phone_verified) if user.phone else None
 
     def set_phone_verified(self, user: User, phone: str) -> None:
-        User.objects.filter(pk=user.pk, phone=phone).update(phone_verified=True)
-        user.phone_verified = True
+        # Also the end of a change of number: the verified number becomes the user's.
+        User.objects.filter(pk=user.pk).update(phone=phone, phone_verified=True)
+        user.phone, user.phone_verified = phone, True
+        phone_verified.send(sender=User, user=user, phone=phone)
 
     def get_user_by_phone(self, phone: str) -> User | None:
         # Sign-in by password hands over the number as typed, not cleaned.

@@ -35,6 +35,8 @@ urlpatterns = [
     path("", include("ledger.api_urls")),
     # Purchases and refunds for merchant systems (points.api_urls).
     path("", include("points.api_urls")),
+    # Tasks for signed-in shoppers, by session (points.tasks_api_urls).
+    path("", include("points.tasks_api_urls")),
     # Spending: holds, vouchers, catalog, exchange, lotteries (points.spending_api_urls).
     path("", include("points.spending_api_urls")),
 ]

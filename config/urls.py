@@ -26,6 +26,8 @@ urlpatterns = [
     # The transparency log's explorer pages (checkpoints, verify a receipt) come first.
     path("explorer/", include("ledger.urls")),
     path("explorer/", include(explorer_patterns)),
+    # The shopper's wallet, history, notifications and nearby offers (points.storefront_urls).
+    path("", include("points.storefront_urls")),
     path("", include("points.urls")),
 ]
 

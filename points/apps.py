@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class PointsConfig(AppConfig):
     name = "points"
     verbose_name = _("Points")
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (the sign-up bonus and sign-up counting)

@@ -28,14 +28,64 @@ def active_rule(merchant) -> EarningRule | None:
     return EarningRule.objects.filter(merchant=merchant, active=True).first()
 
 
+def trailing_spend(merchant, shopper, *, at: datetime) -> Decimal:
+    """The shopper's spend at the merchant in the 12 months up to ``at``."""
+    return (Purchase.objects.filter(merchant=merchant, shopper=shopper,
+                                    occurred_at__gt=at - timedelta(days=365),
+                                    occurred_at__lte=at)
+            .aggregate(total=Sum("amount"))["total"]) or Decimal("0")
+
+
 def tier_for(merchant, shopper, *, at: datetime) -> MemberTier | None:
     """The highest tier whose threshold the shopper's trailing 12-month spend reaches."""
-    spend = (Purchase.objects.filter(merchant=merchant, shopper=shopper,
-                                     occurred_at__gt=at - timedelta(days=365),
-                                     occurred_at__lte=at)
-             .aggregate(total=Sum("amount"))["total"]) or Decimal("0")
+    spend = trailing_spend(merchant, shopper, at=at)
     return (MemberTier.objects.filter(merchant=merchant, threshold__lte=spend)
             .order_by("-threshold").first())
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    """Where a shopper stands in one merchant's tiers, and what the next tier needs."""
+
+    merchant: object
+    spend: Decimal
+    tier: MemberTier | None
+    next_tier: MemberTier | None
+
+    @property
+    def gap(self) -> Decimal | None:
+        return None if self.next_tier is None else self.next_tier.threshold - self.spend
+
+    @property
+    def percent(self) -> int:
+        """How far from the current tier's threshold to the next one, 0-100, for a bar."""
+        if self.next_tier is None:
+            return 100
+        floor = self.tier.threshold if self.tier else Decimal("0")
+        span = self.next_tier.threshold - floor
+        return int(max(0, min(100, (self.spend - floor) * 100 / span))) if span > 0 else 0
+
+
+def tier_progress(*, shopper, at: datetime) -> list[TierProgress]:
+    """For every merchant with tiers where the shopper bought in the last 12 months: the
+    spend, the tier reached and the next one."""
+    spends = dict(Purchase.objects.filter(shopper=shopper,
+                                          occurred_at__gt=at - timedelta(days=365),
+                                          occurred_at__lte=at)
+                  .values("merchant_id").annotate(total=Sum("amount"))
+                  .values_list("merchant_id", "total"))
+    tiers: dict[int, list[MemberTier]] = {}
+    for tier in (MemberTier.objects.filter(merchant_id__in=spends).select_related("merchant")
+                 .order_by("merchant_id", "threshold")):
+        tiers.setdefault(tier.merchant_id, []).append(tier)
+    progress = []
+    for merchant_id, ladder in tiers.items():
+        spend = spends[merchant_id]
+        reached = [t for t in ladder if t.threshold <= spend]
+        ahead = [t for t in ladder if t.threshold > spend]
+        progress.append(TierProgress(ladder[0].merchant, spend, reached[-1] if reached else None,
+                                     ahead[0] if ahead else None))
+    return progress
 
 
 def _window_applies(window: dict, local: datetime) -> bool:
@@ -99,9 +149,10 @@ def earning_for(*, merchant, shopper, amount: Decimal, at: datetime,
     return Earning(points, rule, multiplier, tier, capped)
 
 
-def preview(*, merchant, amount: Decimal, at: datetime) -> int:
-    """"A CNY 200 purchase now earns N points", for the rule editor (no tier, no cap)."""
-    rule = active_rule(merchant)
+def preview(*, merchant, amount: Decimal, at: datetime, rule: EarningRule | None = None) -> int:
+    """"A CNY 200 purchase now earns N points", for the rule editor (no tier, no cap): by the
+    active rule, or by ``rule``, a draft not saved yet."""
+    rule = rule if rule is not None else active_rule(merchant)
     multiplier = multiplier_for(rule, at=at, tier=None, categories=[])
     base = rule.base_rate if rule else DEFAULT_BASE_RATE
     return int((amount * base * multiplier).to_integral_value(rounding=ROUND_FLOOR))

@@ -231,6 +231,9 @@ def purchase_record(
         return existing, True
     if split.burn:
         db_transaction.on_commit(lambda: _deposit_watch(merchant))
+    from .tasks_services import tasks_on_purchase  # here: tasks_services imports this module
+
+    db_transaction.on_commit(lambda: tasks_on_purchase(purchase))
     return purchase, False
 
 
@@ -391,6 +394,12 @@ def member_tier_set(*, merchant: Merchant, code: str, name_zh: str, name_en: str
         defaults={"name_zh": name_zh, "name_en": name_en, "threshold": threshold},
     )
     return tier
+
+
+def member_tier_delete(*, merchant: Merchant, code: str) -> bool:
+    """Remove a tier; shoppers in it fall to the tier below. False when there was none."""
+    deleted, _rows = MemberTier.objects.filter(merchant=merchant, code=code).delete()
+    return bool(deleted)
 
 
 # --- sign-up bonus ----------------------------------------------------------------------------

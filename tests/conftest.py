@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs on the real PostgreSQL and Redis (config.settings.test)."""
 
 import os
+import uuid
 
 import pytest
 
@@ -15,6 +16,14 @@ def _clear_sms_outbox():
     sms.outbox.clear()
     yield
     sms.outbox.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_abuse_counters(settings):
+    """Velocity counters live in Redis, which outlives each test: every test counts in
+    windows of its own (points.abuse), so sign-ups and task completions of earlier tests and
+    runs never trip a limit."""
+    settings.ABUSE_CACHE_PREFIX = f"abuse-test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture

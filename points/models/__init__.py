@@ -4,3 +4,4 @@ so Django and migrations see them as ``points.<Model>``."""
 
 from .earning import *  # noqa: F403
 from .spending import *  # noqa: F403
+from .tasks import *  # noqa: F403

@@ -1,11 +1,16 @@
-"""Fixtures for earning tests: an onboarded merchant with a funded deposit and an API key."""
+"""Fixtures for earning tests: an onboarded merchant with a funded deposit and an API key,
+the alliance's own assets, a movable clock for tasks."""
 
+import importlib
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from rest_framework.test import APIClient
 
+from ledger.models import Asset
 from merchants import services as merchant_services
+from points import tasks_services
 from tests.factories import DistrictFactory, UserFactory
 
 
@@ -50,3 +55,32 @@ def api(api_key):
 @pytest.fixture
 def shopper():
     return UserFactory()
+
+
+@pytest.fixture(autouse=True)
+def alliance_assets(db):
+    """SHARED, SV and ALLY, as ledger's data migration creates them: a transactional test
+    that ran before (ours or another app's) flushes them with everything else."""
+    migration = importlib.import_module("ledger.migrations.0003_alliance_assets")
+    for spec in migration.ASSETS:
+        Asset.objects.get_or_create(code=spec["code"], defaults=spec)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """``frozen_clock.advance(seconds)`` moves the tasks' server clock."""
+
+    class Clock:
+        def __init__(self):
+            self.offset = timedelta()
+            self.real = tasks_services.clock
+
+        def __call__(self):
+            return self.real() + self.offset
+
+        def advance(self, seconds: float) -> None:
+            self.offset += timedelta(seconds=seconds)
+
+    clock = Clock()
+    monkeypatch.setattr(tasks_services, "clock", clock)
+    return clock
