@@ -96,7 +96,8 @@ def test_points_expiring_within_30_days_are_announced(district, shopper, signed_
 
 
 def test_visitors_still_get_the_welcome_page():
-    assert "Welcome to Alliance Points" in Client(HTTP_ACCEPT_LANGUAGE="en").get("/").content.decode()
+    page = Client(HTTP_ACCEPT_LANGUAGE="en").get("/").content.decode()
+    assert "Welcome to Alliance Points" in page
 
 
 def test_history_filters_by_asset_kind_and_date(district, shopper, signed_in):
