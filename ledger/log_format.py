@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,9 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _EMPTY_METADATA_DIGEST = hashlib.sha256(b"{}").hexdigest()
 
 
+_encode_sorted = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
 def _canonical(value: Any) -> bytes:
     """RFC 8785 bytes of a value holding only dicts, lists, str, safe ints, bools and None.
 
@@ -58,7 +62,7 @@ def _canonical(value: Any) -> bytes:
     ordering, which only characters beyond U+FFFF do; then we fall back to the reference
     encoder. It is ten times faster, which is most of what anchoring spends per leaf. The test
     suite holds both to the same bytes."""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = _encode_sorted(value)
     if _ASTRAL.search(text):
         return canonical_json(value)
     return text.encode("utf-8")
@@ -69,12 +73,15 @@ def _number(text: str) -> int | str:
     return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else text
 
 
+_metadata_decoder = json.JSONDecoder(parse_int=_number, parse_float=str)
+
+
 def parse_metadata(text: str | None) -> Any:
     """Metadata as stored (JSON text) to a value RFC 8785 can encode: integers beyond
     +/-(2**53 - 1) and non-integers become the decimal strings the database wrote."""
     if not text:
         return {}
-    return json.loads(text, parse_int=_number, parse_float=str)
+    return _metadata_decoder.decode(text)
 
 
 def metadata_digest(text: str | None) -> str:
@@ -96,22 +103,23 @@ def leaf_document(
     *,
     transaction_id: int,
     kind: str,
-    created_at: datetime,
+    time: str,
     postings: Iterable[Sequence[Any]],
     metadata_sha256: str,
 ) -> dict[str, Any]:
-    """The leaf as a JSON value; ``postings`` are ``(public_id, asset_code, amount)`` in leg
-    order."""
+    """The leaf as a JSON value; ``time`` is ``encode_time(created_at)`` and ``postings`` are
+    ``(public_id, asset_code, amount)`` in leg order."""
     return {
         "v": LEAF_VERSION,
         "id": transaction_id,
         "kind": kind,
-        "time": encode_time(created_at),
+        "time": time,
         "postings": [[public_id, code, str(amount)] for public_id, code, amount in postings],
         "metadata_sha256": metadata_sha256,
     }
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.:+-]*")
 _LEAF_KEYS = frozenset({"v", "id", "kind", "time", "postings", "metadata_sha256"})
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -129,11 +137,14 @@ def leaf_bytes(document: dict[str, Any], *, reference: bool = False) -> bytes:
     if (document.keys() != _LEAF_KEYS or type(ident) is not int or type(version) is not int
             or not 0 <= ident <= MAX_SAFE_INTEGER):
         return _canonical(document)
+    kind, digest, moment = document["kind"], document["metadata_sha256"], document["time"]
+    # Strings that need no escaping are quoted as they are; the others go through json.
+    kind = f'"{kind}"' if _PLAIN.fullmatch(kind) else _encode(kind)
+    digest = f'"{digest}"' if _PLAIN.fullmatch(digest) else _encode(digest)
+    moment = f'"{moment}"' if _PLAIN.fullmatch(moment) else _encode(moment)
     return (
-        f'{{"id":{ident},"kind":{_encode(document["kind"])},'
-        f'"metadata_sha256":{_encode(document["metadata_sha256"])},'
-        f'"postings":{_encode(document["postings"])},"time":{_encode(document["time"])},'
-        f'"v":{version}}}'
+        f'{{"id":{ident},"kind":{kind},"metadata_sha256":{digest},'
+        f'"postings":{_encode(document["postings"])},"time":{moment},"v":{version}}}'
     ).encode()
 
 
@@ -155,11 +166,13 @@ def supply_add(supply: dict[str, dict[str, int]], postings: Iterable[Sequence[An
     what returned to it), ``burned`` and ``expired`` what reached those sinks, and
     ``circulating`` what every other account holds. Postings balance, so
     issued = burned + expired + circulating."""
+    sums: dict[tuple[str, str], int] = defaultdict(int)
     for _public_id, code, amount, kind in postings:
+        sums[code, _SUPPLY_KIND.get(kind, "circulating")] += amount
+    for (code, field), amount in sums.items():
         totals = supply.get(code)
         if totals is None:
             totals = supply[code] = dict.fromkeys(SUPPLY_FIELDS, 0)
-        field = _SUPPLY_KIND.get(kind, "circulating")
         totals[field] += -amount if field == "issued" else amount
 
 

@@ -28,7 +28,16 @@ from .log_errors import (
     NotAnchoredYet,
     ProofRangeError,
 )
-from .models import Account, Checkpoint, Cosignature, LogLeaf, LogNode, Transaction, WitnessKey
+from .models import (
+    Account,
+    Asset,
+    Checkpoint,
+    Cosignature,
+    LogLeaf,
+    LogNode,
+    Transaction,
+    WitnessKey,
+)
 from .verify import RECEIPT_FORMAT
 
 T = TypeVar("T")
@@ -46,7 +55,7 @@ class JournalEntry:
 
     transaction_id: int
     kind: str
-    created_at: datetime
+    time: str  # log_format.encode_time(created_at)
     metadata_text: str | None
     # (account public id, asset code, amount, account kind)
     postings: list[tuple[str, str, int, str]]
@@ -55,7 +64,7 @@ class JournalEntry:
         return log_format.leaf_document(
             transaction_id=self.transaction_id,
             kind=self.kind,
-            created_at=self.created_at,
+            time=self.time,
             postings=[p[:3] for p in self.postings],
             metadata_sha256=log_format.metadata_digest(self.metadata_text),
         )
@@ -64,11 +73,12 @@ class JournalEntry:
         return log_format.leaf_bytes(self.leaf_document(), reference=reference)
 
 
-def _aware(moment) -> datetime:
-    # SQLite hands back naive datetimes (stored in UTC); PostgreSQL aware ones.
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _time(value) -> str:
+    """The leaf's time: PostgreSQL already formats it (``transaction_columns``); SQLite hands
+    back a naive datetime in UTC."""
+    if isinstance(value, str):
+        return value
+    return log_format.encode_time(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -98,30 +108,62 @@ def _in_ids(column: str, ids: Sequence[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
-_TRANSACTION_COLUMNS = "t.id, t.kind, t.created_at, CAST(t.metadata AS text)"
+def transaction_columns() -> str:
+    """``id, kind, time, metadata text`` of ``ledger_transaction t``. PostgreSQL writes the
+    time exactly as ``log_format.encode_time`` does, sparing a datetime per leaf."""
+    if connection.vendor == "postgresql":
+        return ("t.id, t.kind, to_char(t.created_at AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), CAST(t.metadata AS text)")
+    return "t.id, t.kind, t.created_at, CAST(t.metadata AS text)"
+
+
 _POSTINGS_SQL = (
-    "SELECT p.transaction_id, acc.public_id, a.code, p.amount, acc.kind "
-    "FROM ledger_posting p "
-    "JOIN ledger_account acc ON acc.id = p.account_id "
-    "JOIN ledger_asset a ON a.id = p.asset_id "
+    "SELECT p.transaction_id, p.account_id, p.asset_id, p.amount FROM ledger_posting p "
     "WHERE {where} ORDER BY p.transaction_id, p.leg"
 )
 
 
-def journal_entries_from_rows(rows: Sequence[tuple]) -> list[JournalEntry]:
-    """Attach postings to transaction rows ``(id, kind, created_at, metadata_text)``.
+def _execute(cursor, sql: str, params: list) -> None:
+    # Integer rows come back faster in PostgreSQL's binary format.
+    if connection.vendor == "postgresql":
+        cursor.execute(sql, params, binary=True)
+    else:
+        cursor.execute(sql, params)
 
-    A transaction whose postings were deleted comes back with fewer (or none): the leaf
-    rebuilt from it then no longer hashes to the stored one, which is the point."""
-    entries = [JournalEntry(row[0], row[1], _aware(row[2]), row[3], []) for row in rows]
-    by_id = {entry.transaction_id: entry for entry in entries}
-    ids = list(by_id)
+
+def _accounts(ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """``{account id: (public id, kind)}``; an account missing from the database is absent."""
+    found: dict[int, tuple[str, str]] = {}
     with raw_cursor() as cursor:
-        for chunk in _chunks(ids):
+        for chunk in _chunks(sorted(ids)):
+            where, params = _in_ids("id", chunk)
+            cursor.execute(f"SELECT id, public_id, kind FROM ledger_account WHERE {where}",  # noqa: S608
+                           params)
+            found.update((pk, (public_id, kind)) for pk, public_id, kind in cursor.fetchall())
+    return found
+
+
+def journal_entries_from_rows(rows: Sequence[tuple]) -> list[JournalEntry]:
+    """Attach postings to transaction rows ``(id, kind, time, metadata_text)``.
+
+    A transaction whose postings were deleted comes back with fewer (or none), one whose
+    account or asset row is gone names it as missing: the leaf rebuilt from it then no longer
+    hashes to the stored one, which is the point. Accounts and asset codes are looked up once
+    per batch rather than joined onto every posting."""
+    entries = [JournalEntry(row[0], row[1], _time(row[2]), row[3], []) for row in rows]
+    by_id = {entry.transaction_id: entry for entry in entries}
+    postings: list[tuple] = []
+    with raw_cursor() as cursor:
+        for chunk in _chunks(list(by_id)):
             where, params = _in_ids("p.transaction_id", chunk)
-            cursor.execute(_POSTINGS_SQL.format(where=where), params)
-            for txn_id, public_id, code, amount, kind in cursor.fetchall():
-                by_id[txn_id].postings.append((public_id, code, amount, kind))
+            _execute(cursor, _POSTINGS_SQL.format(where=where), params)
+            postings += cursor.fetchall()
+    accounts = _accounts({row[1] for row in postings})
+    codes = dict(Asset.objects.values_list("pk", "code"))
+    for txn_id, account_id, asset_id, amount in postings:
+        public_id, kind = accounts.get(account_id) or (f"missing:{account_id}", "")
+        code = codes.get(asset_id) or f"missing:{asset_id}"
+        by_id[txn_id].postings.append((public_id, code, amount, kind))
     return entries
 
 
@@ -132,7 +174,7 @@ def journal_entries(transaction_ids: Sequence[int]) -> dict[int, JournalEntry]:
         for chunk in _chunks(list(transaction_ids)):
             where, params = _in_ids("t.id", chunk)
             cursor.execute(
-                f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transaction t "  # noqa: S608
+                f"SELECT {transaction_columns()} FROM ledger_transaction t "  # noqa: S608
                 f"WHERE {where}",  # placeholders only; the values travel as parameters
                 params,
             )
@@ -143,20 +185,33 @@ def journal_entries(transaction_ids: Sequence[int]) -> dict[int, JournalEntry]:
 def unlogged_transactions(
     *, recorded_since: datetime | None, after_id: int | None, limit: int
 ) -> list[tuple]:
-    """Committed transactions without a log index, in id order: ``(id, kind, created_at,
+    """Committed transactions without a log index, in id order: ``(id, kind, time,
     metadata_text)``. ``recorded_since`` bounds the scan (see ``Checkpoint.horizon``)."""
-    where = ["NOT EXISTS (SELECT 1 FROM ledger_logleaf l WHERE l.transaction_id = t.id)"]
-    params: list = []
-    if recorded_since is not None:
-        where.append("t.created_at >= %s")
-        params.append(recorded_since)
-    if after_id is not None:
-        where.append("t.id > %s")
-        params.append(after_id)
-    params.append(limit)
     with connection.cursor() as cursor:
+        low = after_id + 1 if after_id is not None else None
+        if low is None and recorded_since is not None:
+            cursor.execute("SELECT MIN(id) FROM ledger_transaction WHERE created_at >= %s",
+                           [recorded_since])
+            (low,) = cursor.fetchone()
+            if low is None:
+                return []
+        where, params = [], []
+        if low is not None:
+            # Said twice so the anti-join starts both indexes at ``low``, not at leaf 0.
+            where.append("t.id >= %s")
+            params.append(low)
+            logged = ("NOT EXISTS (SELECT 1 FROM ledger_logleaf l WHERE l.transaction_id = t.id "
+                      "AND l.transaction_id >= %s)")
+            params.append(low)
+        else:
+            logged = "NOT EXISTS (SELECT 1 FROM ledger_logleaf l WHERE l.transaction_id = t.id)"
+        where.append(logged)
+        if recorded_since is not None:
+            where.append("t.created_at >= %s")
+            params.append(recorded_since)
+        params.append(limit)
         cursor.execute(
-            f"SELECT {_TRANSACTION_COLUMNS} FROM ledger_transaction t "  # noqa: S608
+            f"SELECT {transaction_columns()} FROM ledger_transaction t "  # noqa: S608
             f"WHERE {' AND '.join(where)} ORDER BY t.id LIMIT %s",  # fixed clauses only
             params,
         )

@@ -138,7 +138,8 @@ def _horizon() -> datetime:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT LEAST(now(), COALESCE(MIN(xact_start), now())) FROM pg_stat_activity "
-            "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            "WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() "
+            "AND datname = current_database()"
         )
         (oldest,) = cursor.fetchone()
     return oldest - HORIZON_MARGIN
@@ -198,7 +199,7 @@ def _anchor_batch(
                 if level:
                     node_rows.append((level, position, value))
             leaf_rows.append((index, entry.transaction_id, hashed))
-            log_format.supply_add(supply, entry.postings)
+        log_format.supply_add(supply, (posting for e in entries for posting in e.postings))
 
         new_size = size + len(entries)
         root = merkle.root_hash(new_size, subtree)
@@ -272,6 +273,9 @@ def witness_key_register(
         verifier = note.Verifier.from_key(vkey).as_cosigner()
     except note.NoteError as exc:
         raise InvalidWitnessKey(details={"vkey": str(exc)}) from exc
+    name_field = WitnessKey._meta.get_field("name")
+    if len(verifier.name) > name_field.max_length or len(verifier.to_key()) > 255:
+        raise InvalidWitnessKey(details={"vkey": "the key name is too long"})
     try:
         with db_transaction.atomic():
             return WitnessKey.objects.create(

@@ -90,8 +90,8 @@ def _leaf_problems() -> Iterator[Problem]:
     for start in range(0, (highest if highest is not None else -1) + 1, CHUNK):
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT l.log_index, l.transaction_id, l.leaf_hash, t.id, t.kind, t.created_at, "
-                "CAST(t.metadata AS text) FROM ledger_logleaf l "
+                "SELECT l.log_index, l.transaction_id, l.leaf_hash, "  # noqa: S608
+                f"{log_selectors.transaction_columns()} FROM ledger_logleaf l "
                 "LEFT JOIN ledger_transaction t ON t.id = l.transaction_id "
                 "WHERE l.log_index >= %s AND l.log_index < %s ORDER BY l.log_index",
                 [start, start + CHUNK],

@@ -34,7 +34,7 @@ json_values = st.recursive(
 def test_the_fast_leaf_encoder_writes_the_reference_bytes(ident, kind, moment, legs, metadata):
     # given any transaction, as the journal would hand it over
     document = log_format.leaf_document(
-        transaction_id=ident, kind=kind, created_at=moment, postings=legs,
+        transaction_id=ident, kind=kind, time=log_format.encode_time(moment), postings=legs,
         metadata_sha256=log_format.metadata_digest(json.dumps(metadata)),
     )
 
@@ -67,7 +67,8 @@ def test_times_are_utc_with_microseconds_and_z():
 
 def test_a_leaf_looks_as_documented():
     document = log_format.leaf_document(
-        transaction_id=42, kind="purchase", created_at=datetime(2026, 1, 2, 3, 4, 5, 6, UTC),
+        transaction_id=42, kind="purchase",
+        time=log_format.encode_time(datetime(2026, 1, 2, 3, 4, 5, 6, UTC)),
         postings=[("ac_00000000000000a1", "BURGER", -1000),
                   ("ac_00000000000000b2", "BURGER", 1000)],
         metadata_sha256="0" * 64,

@@ -238,6 +238,9 @@ def test_a_member_registers_a_witness_key_and_staff_approve_it(api, kit, log_key
            "witness_key_exists")
     _error(api.post("/api/v1/log/witnesses", {"vkey": "nonsense"}, format="json"), 422,
            "invalid_witness_key")
+    long_name = note.generate_signer("w" * 200, note.ALG_COSIGNATURE_V1)[1]
+    _error(api.post("/api/v1/log/witnesses", {"vkey": long_name}, format="json"), 422,
+           "invalid_witness_key")
     assert api.get("/api/v1/log/witnesses").json() == []
 
     # a shopper may not approve; alliance staff may
