@@ -31,6 +31,7 @@ SECTIONS = (
     Section(
         "dashboard.reports", gettext_lazy("Reports"),
         gettext_lazy("Issued, redeemed and expired points, liability and charts."),
+        "reports:home",
     ),
     Section(
         "dashboard.deposit", gettext_lazy("Deposit"),
