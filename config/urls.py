@@ -9,6 +9,7 @@ from drf_spectacular.views import (
 
 from alliance import views as alliance_views
 from alliance.urls import console_patterns, explorer_patterns
+from points import spending_urls
 
 urlpatterns = [
     path("healthz", alliance_views.healthz, name="healthz"),
@@ -19,9 +20,12 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: the CSP refuses inline code.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    # Spending: catalog, vouchers, exchange settings, lotteries (points.spending_urls).
+    path("dashboard/", include(spending_urls.dashboard_patterns)),
     # Reports: KPIs, charts and the CSV export (merchants.report_urls).
     path("dashboard/", include("merchants.report_urls")),
     path("dashboard/", include("merchants.urls")),
+    path("console/", include(spending_urls.console_patterns)),
     path("console/", include(console_patterns)),
     # The explorer's ledger pages (point types, transactions, proof of reserve).
     path("explorer/", include("alliance.explorer_urls")),
@@ -30,6 +34,8 @@ urlpatterns = [
     path("explorer/", include(explorer_patterns)),
     # The shopper's wallet, history, notifications and nearby offers (points.storefront_urls).
     path("", include("points.storefront_urls")),
+    # Spending: catalog, vouchers, exchange, lotteries (points.spending_urls).
+    path("", include(spending_urls.storefront_patterns)),
     path("", include("points.urls")),
 ]
 
