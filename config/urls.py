@@ -36,6 +36,8 @@ urlpatterns = [
     path("", include("points.storefront_urls")),
     # Spending: catalog, vouchers, exchange, lotteries (points.spending_urls).
     path("", include(spending_urls.storefront_patterns)),
+    # Earning: member QR, tiers and tasks, and /dashboard/earning/ (points.earning_urls).
+    path("", include("points.earning_urls")),
     path("", include("points.urls")),
 ]
 

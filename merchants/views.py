@@ -19,6 +19,7 @@ SECTIONS = (
     Section(
         "dashboard.purchases", gettext_lazy("Purchases"),
         gettext_lazy("Record a purchase and credit the shopper's points."),
+        "earning:purchase",
     ),
     Section(
         "dashboard.vouchers", gettext_lazy("Vouchers"),
@@ -27,6 +28,7 @@ SECTIONS = (
     Section(
         "dashboard.configure", gettext_lazy("Points and rules"),
         gettext_lazy("Earning rules, tasks, catalog and lotteries."),
+        "earning:home",
     ),
     Section(
         "dashboard.reports", gettext_lazy("Reports"),

@@ -30,4 +30,16 @@
       }
     });
   });
+
+  // <section data-swap-errors>: htmx swaps a 4xx answer into it too (a refused task says why
+  // in the card it replaces) instead of dropping it as an error.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    var target = event.detail.target;
+    if (status >= 400 && status < 500 && target && target.closest &&
+        target.closest("[data-swap-errors]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
 })();
