@@ -7,7 +7,7 @@ a till can act on, raised before anything is written.
 """
 
 import hashlib
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from django.utils.translation import gettext_lazy as _
 
@@ -69,6 +69,17 @@ def _decimal(value: object, field: str) -> Decimal:
     return number
 
 
+def _bounded(number: Decimal, field: str) -> Decimal:
+    """Refuse numbers whose size alone makes them nonsense before any arithmetic, so that
+    no exponent can overflow the decimal context (a 500) or round a fraction away."""
+    if len(number.as_tuple().digits) > 40 or number.adjusted() > 20:
+        raise InvalidAmount(_("The amount is too large."), details={field: "too large"})
+    if number.adjusted() < -20:
+        raise InvalidAmount(_("The amount has too many decimal places."),
+                            details={field: "too many decimal places"})
+    return number
+
+
 def amount_parse(value: object, asset: Asset, *, field: str = "amount") -> int:
     """``value`` in major units of ``asset`` as positive integer minor units, or
     ``InvalidAmount`` naming the field: zero, negative, more decimals than the asset has, or
@@ -77,8 +88,12 @@ def amount_parse(value: object, asset: Asset, *, field: str = "amount") -> int:
     if number <= 0:
         raise InvalidAmount(_("The amount must be more than zero."),
                             details={field: "must be positive"})
-    minor = number.scaleb(asset.scale)
-    if minor != minor.to_integral_value():
+    number = _bounded(number, field)
+    with localcontext() as context:
+        context.prec = 100
+        minor = number.scaleb(asset.scale)
+        integral = minor == minor.to_integral_value()
+    if not integral:
         raise InvalidAmount(
             _("%(asset)s has at most %(places)d decimal places.")
             % {"asset": asset.code, "places": asset.scale},
@@ -95,12 +110,16 @@ def cny_parse(value: object, *, field: str = "order_total") -> Decimal:
     if number <= 0:
         raise InvalidAmount(_("The amount must be more than zero."),
                             details={field: "must be positive"})
-    if number != number.quantize(Decimal("0.01")):
-        raise InvalidAmount(_("CNY amounts have at most two decimal places."),
-                            details={field: "at most 2 decimal places"})
     if number > ORDER_TOTAL_MAX:
         raise InvalidAmount(_("The amount is too large."), details={field: "too large"})
-    return number.quantize(Decimal("0.01"))
+    number = _bounded(number, field)
+    with localcontext() as context:
+        context.prec = 100
+        cents = number.quantize(Decimal("0.01"))
+    if number != cents:
+        raise InvalidAmount(_("CNY amounts have at most two decimal places."),
+                            details={field: "at most 2 decimal places"})
+    return cents
 
 
 def shopper_client(user) -> str:

@@ -7,9 +7,12 @@ fairness report. Every POST that moves value needs an ``Idempotency-Key`` header
 refusal is ``{"error": {"code", "message", "details"}}``.
 """
 
+import re
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -289,6 +292,15 @@ class VoucherRedeemApi(APIView):
 SHOPPER = [IsAuthenticated, HasAccess.to("storefront")]
 
 
+class CappedPagination(LimitOffsetPagination):
+    """An offset past any real list is an empty page, not a number the database refuses."""
+
+    max_limit = 200
+
+    def get_offset(self, request) -> int:
+        return min(super().get_offset(request), 10**9)
+
+
 class CatalogItemOutSerializer(serializers.ModelSerializer):
     merchant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     price_asset = serializers.SlugRelatedField(slug_field="code", read_only=True)
@@ -311,6 +323,7 @@ class CatalogItemOutSerializer(serializers.ModelSerializer):
 class CatalogItemListApi(ListAPIView):
     permission_classes = SHOPPER
     serializer_class = CatalogItemOutSerializer
+    pagination_class = CappedPagination
 
     @extend_schema(
         operation_id="catalog_items_list",
@@ -351,8 +364,10 @@ class CatalogRedeemApi(APIView):
 
 class MyVoucherListApi(ListAPIView):
     permission_classes = SHOPPER
+    serializer_class = VoucherOutSerializer
+    pagination_class = CappedPagination
 
-    @extend_schema(operation_id="me_vouchers_list", responses={200: VoucherOutSerializer})
+    @extend_schema(operation_id="me_vouchers_list")
     def get(self, request, *args, **kwargs):
         page = self.paginate_queryset(selectors.shopper_voucher_list(request.user))
         return self.get_paginated_response([voucher_body(v) for v in page])
@@ -382,10 +397,15 @@ class ExchangeInSerializer(serializers.Serializer):
                                       help_text="The quoted points of B; refused if changed.")
 
 
+ASSET_CODE = re.compile(r"[A-Za-z0-9_]{1,16}")
+
+
 def _exchange_assets(source_code: str, target_code: str) -> tuple[Asset, Asset]:
+    codes = [code.upper() if ASSET_CODE.fullmatch(code or "") else "" for code in
+             (source_code, target_code)]
     found = {a.code: a for a in Asset.objects.select_related("issuer").filter(
-        code__in=[source_code.upper(), target_code.upper()])}
-    source, target = found.get(source_code.upper()), found.get(target_code.upper())
+        code__in=[c for c in codes if c])}
+    source, target = found.get(codes[0]), found.get(codes[1])
     if source is None or target is None:
         raise DomainError(code="asset_not_found", details={
             "source" if source is None else "target": "unknown point type"})

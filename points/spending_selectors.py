@@ -1,6 +1,7 @@
 """Reads for the spending pages and endpoints: the catalog as a shopper sees it, vouchers and
 their QR, what can be exchanged, the exchange matrix, lotteries."""
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,6 +36,8 @@ from .models import (
     Voucher,
 )
 
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,50}")
+
 # --- catalog -----------------------------------------------------------------------------------
 
 
@@ -48,12 +51,13 @@ def catalog_item_list(*, shopper: User | None = None, q: str = "", merchant: str
              .filter(active=True, merchant__status__in=TRADING_STATUSES)
              .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
              .filter(Q(available_until__isnull=True) | Q(available_until__gt=now)))
-    q = (q or "").strip()[:100]
+    # NUL cannot reach PostgreSQL in a text parameter; nobody searches for it anyway.
+    q = (q or "").replace("\x00", "").strip()[:100]
     if q:
         items = items.filter(Q(name_zh__icontains=q) | Q(name_en__icontains=q)
                              | Q(description__icontains=q))
     if merchant:
-        items = items.filter(merchant__slug=merchant)
+        items = items.filter(merchant__slug=merchant if SLUG.fullmatch(merchant) else "")
     if shopper is not None and shopper.is_authenticated:
         balance = Account.objects.filter(
             asset=OuterRef("price_asset"), kind=Account.Kind.WALLET, holder_key=f"u:{shopper.pk}"

@@ -177,6 +177,15 @@ def test_an_item_outside_its_window_or_unlisted_cannot_be_redeemed(rich, item, p
 def test_an_unknown_item_is_404(rich):
     response = _redeem(shopper_client(rich), 987654)
     assert response.status_code == 404 and error_code(response) == "item_not_found"
+    huge = _redeem(shopper_client(rich), 10**25)
+    assert huge.status_code == 404 and error_code(huge) == "not_found"
+
+
+def test_odd_search_input_is_answered_not_crashed(rich, item):
+    client = shopper_client(rich)
+    for params in ({"q": "tea\x00"}, {"merchant": "\x00"}, {"offset": str(10**30)},
+                   {"limit": "-5"}):
+        assert client.get("/api/v1/catalog/items", params).status_code == 200, params
 
 
 def test_a_visitor_or_a_till_cannot_redeem(item, merchant):

@@ -268,11 +268,15 @@ def test_a_key_without_the_holds_scope_is_refused(merchant, funded):
     ("points", 2.5, "invalid_amount"),
     ("points", "lots", "invalid_amount"),
     ("points", "NaN", "invalid_amount"),
+    ("points", "1e999999999", "invalid_amount"),
+    ("points", "1e-999999999", "invalid_amount"),
+    ("points", "5000.0000000000000000000000001", "invalid_amount"),
     ("points", True, "invalid"),
     ("order_total", "-100", "invalid_amount"),
     ("order_total", "0", "invalid_amount"),
     ("order_total", "100.001", "invalid_amount"),
     ("order_total", "1e12", "invalid_amount"),
+    ("order_total", "1e-999999999", "invalid_amount"),
     ("member", "NOSUCHCODE", "member_not_found"),
     ("member", "", "invalid"),
 ])
@@ -314,3 +318,15 @@ def test_capture_of_more_than_held_or_of_nothing_is_refused(api, funded, points)
 def test_an_unknown_hold_is_404(api):
     response = api.post(f"{HOLDS}/999999/void", HTTP_IDEMPOTENCY_KEY="v")
     assert response.status_code == 404 and error_code(response) == "hold_not_found"
+    # an id beyond any bigint is "not found" too, never a database error
+    huge = api.post(f"{HOLDS}/{10**30}/capture", {}, format="json", HTTP_IDEMPOTENCY_KEY="h")
+    assert huge.status_code == 404 and error_code(huge) == "not_found"
+
+
+def test_a_quote_with_bad_input_is_a_4xx(api, funded):
+    for params in ({"member": funded.member_code}, {"order_total": "100"},
+                   {"member": "\x00", "order_total": "100"},
+                   {"member": funded.member_code, "order_total": "-1"}):
+        response = api.get(HOLDS + "/quote", params)
+        assert 400 <= response.status_code < 500, params
+        error_code(response)
