@@ -39,4 +39,6 @@ urlpatterns = [
     path("", include("points.tasks_api_urls")),
     # Spending: holds, vouchers, catalog, exchange, lotteries (points.spending_api_urls).
     path("", include("points.spending_api_urls")),
+    # Each day's airdrop and its snapshot, public (points.job_api_urls).
+    path("", include("points.job_api_urls")),
 ]

@@ -3,5 +3,6 @@ and the scheduled jobs (airdrop, expiry). One module per area; all models are ex
 so Django and migrations see them as ``points.<Model>``."""
 
 from .earning import *  # noqa: F403
+from .jobs import *  # noqa: F403
 from .spending import *  # noqa: F403
 from .tasks import *  # noqa: F403
