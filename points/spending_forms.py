@@ -161,7 +161,7 @@ class SpendingSettingsForm(forms.Form):
         label=_("Daily exchange cap (CNY)"), min_value=Decimal("0"), max_digits=14,
         decimal_places=2, help_text=_("Counted over exchanges in and out of your points."))
     deduction_percent = forms.DecimalField(
-        label=_("Cash deduction (% of an order)"), required=False, min_value=Decimal("0"),
+        label=_("Cash deduction (percentage of an order)"), required=False, min_value=Decimal("0"),
         max_value=Decimal("100"), decimal_places=2,
         help_text=_("Empty for the alliance's maximum, which always applies as a ceiling."))
 

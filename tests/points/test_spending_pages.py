@@ -268,11 +268,12 @@ def test_the_pages_speak_chinese_too(merchant):
     shopper = UserFactory()
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
     client.force_login(shopper, backend="django.contrib.auth.backends.ModelBackend")
-    for name in ("spending:catalog", "spending:vouchers", "spending:exchange",
-                 "spending:lotteries"):
+    for name, text in (("spending:catalog", "用积分兑换商品"), ("spending:vouchers", "我的兑换券"),
+                       ("spending:exchange", "商家之间的积分互通"), ("spending:lotteries", "抽奖")):
         response = client.get(reverse(name))
         assert response.status_code == 200
         assert response["Content-Language"] == "zh-hans"
+        assert text in response.content.decode()
 
 
 # --- the dashboard -----------------------------------------------------------------------------
