@@ -26,7 +26,10 @@ def _send(to: list[str], subject: str, body: str) -> None:
 def email_after_commit(*, to: str | list[str], template: str, context: dict) -> None:
     """Render ``emails/<template>_subject.txt`` and ``emails/<template>.txt`` now, in the
     active language, and send them once the current transaction commits."""
-    recipients = [to] if isinstance(to, str) else [address for address in to if address]
+    recipients: list[str] = []
+    for address in [to] if isinstance(to, str) else to:
+        if address and address.lower() not in {r.lower() for r in recipients}:
+            recipients.append(address)
     if not recipients:
         return
     context = {"site_name": "Alliance Points", **context}

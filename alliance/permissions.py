@@ -55,9 +55,13 @@ ACCESS: dict[str, frozenset[Role]] = {
     "dashboard.staff": frozenset({Role.OWNER}),
     "dashboard.api_keys": frozenset({Role.OWNER}),
     "dashboard.deposit": frozenset({Role.OWNER}),
+    "dashboard.import": frozenset({Role.OWNER}),
+    # Accepting a staff invitation: whoever the invited address belongs to, once signed in.
+    "dashboard.invitation": SIGNED_IN,
     "console": frozenset({Role.ALLIANCE_STAFF, Role.SUPERVISOR, Role.COUNCIL}),
     "console.applications": frozenset({Role.ALLIANCE_STAFF}),
     "console.governance": frozenset({Role.ALLIANCE_STAFF, Role.COUNCIL}),
+    "console.governance.vote": frozenset({Role.COUNCIL}),
     "console.supervision": frozenset({Role.ALLIANCE_STAFF, Role.SUPERVISOR}),
     "console.jobs": frozenset({Role.ALLIANCE_STAFF, Role.SUPERVISOR}),
     "admin": frozenset({Role.SUPERUSER}),

@@ -6,14 +6,18 @@ metadata carries ids, codes and hashes only, never personal data: the journal is
 """
 
 import hashlib
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ledger.models import Asset
+from ledger.models import Account, Asset, Posting
 from ledger.services import event_record
 from merchants.models import Merchant
 
@@ -209,7 +213,8 @@ def _decide(application: MerchantApplication, by: User, status: str, message: st
     application.decided_at = timezone.now()
     application.decided_by = by
     _save_with_history(application, by, what)
-    _journal(f"application.{what}",
+    # Transaction kinds hold 32 characters: "event.application.changes" says it.
+    _journal(f"application.{what.removesuffix('_requested')}",
              {"application": application.pk, **metadata,
               **({"reason_sha256": _digest(message)} if message else {})},
              f"application-history:{application.history.latest().history_id}")
@@ -509,3 +514,46 @@ def alert_acknowledge(*, alert: Alert, by: User, note: str = "") -> Alert:
     alert.save(update_fields=["acknowledged_at", "acknowledged_by", "note"])
     return alert
 
+
+
+# Imports bring points that existed before: a large import is not a spike of issuance.
+_NOT_NEW_ISSUANCE = ("member_import", "import_claim")
+
+
+def issuance_spike_check(*, now: datetime | None = None, window_days: int = 28) -> list[Alert]:
+    """Alert supervisors about every brand whose issuance today (alliance time) is above
+    ``issuance_alert_factor`` times its average day of the ``window_days`` before. A brand
+    with no issuance in the window has no average to compare with and is skipped. Raised once
+    per brand and day, so the hourly task may run as often as it likes."""
+    factor = parameter_get("issuance_alert_factor")
+    local_now = (now or timezone.now()).astimezone(ZoneInfo(settings.TIME_ZONE))
+    day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    window_start = day_start - timedelta(days=window_days)
+    rows = (
+        Posting.objects.filter(account__kind=Account.Kind.ISSUANCE,
+                               asset__family=Asset.Family.BRAND, amount__lt=0,
+                               transaction__created_at__gte=window_start,
+                               transaction__created_at__lte=local_now)
+        .exclude(transaction__kind__in=_NOT_NEW_ISSUANCE)
+        .values("asset_id")
+        .annotate(today=Sum("amount", filter=Q(transaction__created_at__gte=day_start)),
+                  before=Sum("amount", filter=Q(transaction__created_at__lt=day_start)))
+    )
+    assets = Asset.objects.in_bulk([row["asset_id"] for row in rows])
+    raised = []
+    for row in rows:
+        today, before = -(row["today"] or 0), -(row["before"] or 0)
+        average = Decimal(before) / window_days
+        if average <= 0 or today <= factor * average:
+            continue
+        asset = assets[row["asset_id"]]
+        alert, created = alert_raise(
+            kind=Alert.Kind.ISSUANCE_SPIKE, merchant=asset.issuer,
+            key=f"issuance_spike:{asset.pk}:{day_start.date().isoformat()}",
+            details={"asset": asset.code, "today": today,
+                     "average": str(average.quantize(Decimal("0.01"))),
+                     "factor": f"{factor.normalize():f}"},
+        )
+        if created:
+            raised.append(alert)
+    return raised

@@ -14,3 +14,11 @@ def worker_heartbeat(worker: str | None = None) -> None:
     WorkerHeartbeat.objects.update_or_create(
         worker=worker or socket.gethostname(), defaults={"seen_at": timezone.now()}
     )
+
+
+@shared_task(ignore_result=True)
+def issuance_spike_check() -> None:
+    """Hourly: alert supervisors about brands issuing far above their trailing average."""
+    from .services import issuance_spike_check as check
+
+    check()

@@ -31,6 +31,8 @@ urlpatterns = [
     path("", api_root, name="root"),
     path("me", MeApi.as_view(), name="me"),
     path("console/status", SystemStatusApi.as_view(), name="console-status"),
+    # For merchant systems, signed with an API key (merchants.api_urls).
+    path("merchant/", include("merchants.api_urls")),
     # The transparency log and receipts (ledger.api_urls): public paths witnesses rely on.
     path("", include("ledger.api_urls")),
     # Purchases and refunds for merchant systems (points.api_urls).

@@ -21,10 +21,16 @@ urlpatterns = [
     # The split view serves Swagger UI's start-up script as a file: the CSP refuses inline code.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     # Spending: catalog, vouchers, exchange settings, lotteries (points.spending_urls).
+    # Onboarding, staff, keys, deposit and imports (merchants.dashboard_urls, "onboarding"),
+    # then the dashboard's own shell.
+    path("dashboard/", include("merchants.dashboard_urls")),
+    # Spending: catalog, vouchers, exchange settings, lotteries (points.spending_urls).
     path("dashboard/", include(spending_urls.dashboard_patterns)),
     # Reports: KPIs, charts and the CSV export (merchants.report_urls).
     path("dashboard/", include("merchants.report_urls")),
     path("dashboard/", include("merchants.urls")),
+    # Applications, governance and supervision (alliance.console_urls, "governance").
+    path("console/", include("alliance.console_urls")),
     path("console/", include(spending_urls.console_patterns)),
     path("console/", include(console_patterns)),
     # The explorer's ledger pages (point types, transactions, proof of reserve).

@@ -9,6 +9,7 @@ uses.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -289,6 +290,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # operators can see and change them in the admin.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "worker-heartbeat": {"task": "alliance.tasks.worker_heartbeat", "schedule": 60.0},
+    "issuance-spike-check": {"task": "alliance.tasks.issuance_spike_check", "schedule": 3600.0},
+    "deposit-levels-check": {"task": "merchants.tasks.deposit_levels_check", "schedule": 600.0},
+    "member-claims-expire": {"task": "merchants.tasks.claims_expire_task",
+                             "schedule": crontab(hour=0, minute=20)},
     "anchor-ledger": {"task": "ledger.tasks.anchor_ledger", "schedule": 60.0},
     "expire-holds": {"task": "ledger.tasks.expire_holds", "schedule": 60.0},
 }
