@@ -9,7 +9,9 @@ from tests.factories import UserFactory
 from .conftest import onboard
 from .spending_helpers import alliance_assets_restore, balance, brand, fund, race
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Many connections each: kept on one xdist worker so two races never add up past
+# PostgreSQL's max_connections.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
 
 
 @pytest.fixture
