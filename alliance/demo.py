@@ -4,15 +4,20 @@ Everything is looked up by a natural key before it is created, so a second run f
 and changes nothing. Later features add their demo data here (assets, deposits, API keys).
 """
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.db import transaction
 
-from merchants.models import Merchant, StaffMembership, Store
+from ledger.models import Asset
+from ledger.services import asset_create_brand
+from merchants.models import ApiKey, DepositWatch, Merchant, StaffMembership, Store
 
-from .models import District, User
+from .models import District, Proposal, User
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - printed to the person running the demo
 
@@ -104,6 +109,7 @@ def seed_demo() -> dict:
             "rebate_rate": str(spec.rebate_rate), "units_per_cny": spec.units_per_cny,
             "staff": staff,
         })
+        _brand_points(merchant, spec)
 
     for email, phone, name in SHOPPERS:
         user = _user(email, phone, name)
@@ -122,4 +128,77 @@ def seed_demo() -> dict:
     admin = _user("admin@alliance.example.com", name="Administrator", is_staff=True,
                   is_superuser=True)
     report["admin"] = {"email": admin.email, "password": DEMO_PASSWORD}
+
+    council = list(User.objects.filter(email__in=[c["email"] for c in report["council"]])
+                   .order_by("email"))
+    for entry in report["merchants"]:
+        merchant = Merchant.objects.get(slug=entry["slug"])
+        entry.update(_shared_and_deposit(merchant, council))
+        entry["api_key"] = _api_key(merchant)
     return report
+
+
+# --- membership: brand points, SHARED, the deposit and an API key (issue 5) -------------------
+
+DEMO_ALLOCATION_SHARED = Decimal("5000")
+DEMO_DEPOSIT_SHARED = Decimal("2000")
+DEMO_EXPIRY_MONTHS = 12
+
+
+def _brand_points(merchant: Merchant, spec: DemoMerchant) -> None:
+    """The merchant's point type and ledger accounts, as an approved application leaves them."""
+    from merchants.services import merchant_accounts_open
+
+    asset = Asset.objects.filter(code=spec.asset_code).first()
+    if asset is None:
+        asset = asset_create_brand(
+            merchant=merchant, code=spec.asset_code, name_zh=spec.asset_name_zh,
+            name_en=spec.asset_name_en, units_per_cny=spec.units_per_cny,
+            expiry_months=DEMO_EXPIRY_MONTHS,
+        )
+    merchant_accounts_open(merchant=merchant, asset=asset)
+    DepositWatch.objects.get_or_create(merchant=merchant)
+
+
+def _shared_and_deposit(merchant: Merchant, council: list[User]) -> dict:
+    """SHARED reach the merchant as they would in production: a council proposal approved by
+    two of the three members allocates them; then the owner tops up the deposit."""
+    from alliance.services import proposal_approve, proposal_create
+    from ledger.services import alliance_asset
+    from merchants.services import deposit_status, deposit_top_up
+
+    shared = alliance_asset("SHARED")
+    allocated = Proposal.objects.filter(kind=Proposal.Kind.ALLOCATE_SHARED, merchant=merchant,
+                                        status=Proposal.Status.EXECUTED).exists()
+    if not allocated:
+        proposal = proposal_create(
+            kind=Proposal.Kind.ALLOCATE_SHARED, proposed_by=council[0],
+            data={"merchant": merchant.pk, "amount": str(DEMO_ALLOCATION_SHARED)},
+            reason="Demo: the founding members' first allocation",
+        )
+        for member in council[: proposal.threshold]:
+            proposal_approve(proposal=proposal, member=member)
+    # Keyed, so a second run replays this top-up instead of moving SHARED again.
+    deposit_top_up(merchant=merchant, amount=shared.to_minor(DEMO_DEPOSIT_SHARED),
+                   idempotency_key="demo-deposit")
+    status = deposit_status(merchant)
+    return {"deposit_shared": str(shared.to_major(status.balance)),
+            "wallet_shared": str(shared.to_major(status.wallet))}
+
+
+def demo_api_key(slug: str) -> str:
+    """The demo merchant's API key, derived from SECRET_KEY so every run prints the same one
+    (only its hash is stored, as for any key)."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"demo-api-key:{slug}".encode(),
+                      hashlib.sha256).hexdigest()
+    return f"apk_{digest[:10]}_{digest[10:58]}"
+
+
+def _api_key(merchant: Merchant) -> str:
+    from merchants.services import api_key_create
+
+    raw = demo_api_key(merchant.slug)
+    if not ApiKey.objects.filter(prefix=raw[4:14]).exists():
+        api_key_create(merchant=merchant, name="Demo till", raw_key=raw,
+                       scopes=list(ApiKey.Scope.values))
+    return raw

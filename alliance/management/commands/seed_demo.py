@@ -26,6 +26,10 @@ class Command(BaseCommand):
         for m in report["merchants"]:
             for s in m["staff"]:
                 out(f"  {s['email']:<34} {s['role']} of {m['name']}")
+        out("Merchant API keys (Authorization: Api-Key <key>):")
+        for m in report["merchants"]:
+            if m.get("api_key"):
+                out(f"  {m['name']:<20} {m['api_key']}")
         out("Alliance (console /console/):")
         for s in report["staff"]:
             out(f"  {s['email']:<34} alliance staff")
