@@ -28,6 +28,8 @@ urlpatterns = [
     path("dashboard/", include(spending_urls.dashboard_patterns)),
     # Reports: KPIs, charts and the CSV export (merchants.report_urls).
     path("dashboard/", include("merchants.report_urls")),
+    # Webhooks: endpoints, delivery log, replay (merchants.webhook_urls).
+    path("dashboard/", include("merchants.webhook_urls")),
     path("dashboard/", include("merchants.urls")),
     # Applications, governance and supervision (alliance.console_urls, "governance").
     path("console/", include("alliance.console_urls")),

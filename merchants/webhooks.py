@@ -125,3 +125,13 @@ def webhook_replay(*, delivery: WebhookDelivery) -> WebhookDelivery:
     delivery.save(update_fields=["status", "next_attempt_at"])
     _queue(delivery.pk)
     return delivery
+
+
+def webhook_purchase_recorded(*, purchase) -> list[WebhookDelivery]:
+    """``purchase.recorded`` for the merchant's systems: what was recorded and earned."""
+    return webhook_emit(merchant=purchase.merchant, event="purchase.recorded", payload={
+        "purchase": purchase.pk, "order_ref": purchase.order_ref,
+        "amount": str(purchase.amount), "points": purchase.points,
+        "member": purchase.shopper.member_code, "transaction": purchase.transaction_id,
+        "occurred_at": purchase.occurred_at.isoformat(),
+    })

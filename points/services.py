@@ -17,6 +17,7 @@ from ledger import services as ledger
 from ledger.errors import IdempotencyConflict, InsufficientBalance
 from ledger.models import Account, Asset
 from merchants.models import Merchant, Store
+from merchants.webhooks import webhook_purchase_recorded
 
 from .earning import earning_for
 from .models import EarningRule, MemberTier, Purchase, Refund
@@ -234,6 +235,7 @@ def purchase_record(
     from .tasks_services import tasks_on_purchase  # here: tasks_services imports this module
 
     db_transaction.on_commit(lambda: tasks_on_purchase(purchase))
+    db_transaction.on_commit(lambda: webhook_purchase_recorded(purchase=purchase))
     return purchase, False
 
 
