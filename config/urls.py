@@ -8,6 +8,7 @@ from drf_spectacular.views import (
 )
 
 from alliance import views as alliance_views
+from alliance.jobs_views import jobs_patterns
 from alliance.urls import console_patterns, explorer_patterns
 from points import spending_urls
 
@@ -31,6 +32,8 @@ urlpatterns = [
     # Webhooks: endpoints, delivery log, replay (merchants.webhook_urls).
     path("dashboard/", include("merchants.webhook_urls")),
     path("dashboard/", include("merchants.urls")),
+    # Scheduled jobs: progress, history, schedule (alliance.jobs_views).
+    path("console/jobs/", include(jobs_patterns)),
     # Applications, governance and supervision (alliance.console_urls, "governance").
     path("console/", include("alliance.console_urls")),
     path("console/", include(spending_urls.console_patterns)),
