@@ -20,6 +20,7 @@ NAV = [
     ("dashboard", "dashboard:home", _("Merchant dashboard")),
     ("console", "console:home", _("Staff console")),
     ("explorer", "explorer:home", _("Explorer")),
+    ("dashboard.apply", "onboarding:apply", _("Join as a merchant")),
     ("admin", "admin:index", _("Admin")),
 ]
 

@@ -29,16 +29,19 @@ CONSOLE_SECTIONS = (
     Section(
         "console.applications", gettext_lazy("Applications"),
         gettext_lazy("Review merchants' applications to join: approve, reject, ask for changes."),
+        "governance:applications",
     ),
     Section(
         "console.governance", gettext_lazy("Governance"),
         gettext_lazy(
             "Proposals to change alliance parameters, approved by M of N council members."
         ),
+        "governance:home",
     ),
     Section(
         "console.supervision", gettext_lazy("Supervision"),
         gettext_lazy("Every merchant's issuance and flows, read-only, with anomaly alerts."),
+        "governance:supervision",
     ),
     Section(
         "console.jobs", gettext_lazy("Jobs"),

@@ -38,14 +38,22 @@ SECTIONS = (
     Section(
         "dashboard.deposit", gettext_lazy("Deposit"),
         gettext_lazy("Shared points locked to operate, and top-ups."),
+        "onboarding:deposit",
     ),
     Section(
         "dashboard.staff", gettext_lazy("Staff"),
         gettext_lazy("Invite owners, managers and cashiers."),
+        "onboarding:staff",
     ),
     Section(
         "dashboard.api_keys", gettext_lazy("API keys"),
         gettext_lazy("Keys for your tills and online shop."),
+        "onboarding:api-keys",
+    ),
+    Section(
+        "dashboard.import", gettext_lazy("Bring your members"),
+        gettext_lazy("Import the members and balances of your old points system."),
+        "onboarding:imports",
     ),
 )
 
