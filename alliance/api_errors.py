@@ -4,9 +4,11 @@
 Django's ``Http404``/``PermissionDenied`` and our ``DomainError`` all come out this way.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
@@ -15,6 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 def error_body(code: str, message: Any, details: Any = None) -> dict:
@@ -30,9 +34,25 @@ def _details(detail: Any) -> Any:
     return force_str(detail)
 
 
+# How long a client should wait before retrying after the database dropped its connection.
+RETRY_AFTER_SECONDS = 2
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away mid-request (a restart, a failover). The transaction rolled
+        # back whole, so the client may safely retry with the same Idempotency-Key.
+        logger.warning("database unavailable during an API request", exc_info=exc)
+        response = Response(
+            error_body("database_unavailable",
+                       _("The service is briefly unavailable; retry with the same "
+                         "Idempotency-Key."), {"retryable": True}),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

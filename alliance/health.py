@@ -1,5 +1,7 @@
 """Liveness of the parts the portal depends on, for ``/healthz`` and operators."""
 
+import secrets
+
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -30,9 +32,13 @@ def check_broker() -> str | None:
 
 
 def check_cache() -> str | None:
+    # A round trip of a fresh value: the cache swallows its own connection errors (so that
+    # requests go on without it), which a plain set/get would hide.
+    token = secrets.token_hex(8)
     try:
-        cache.set("healthz", "1", 5)
-        cache.get("healthz")
+        cache.set("healthz", token, 5)
+        if cache.get("healthz") != token:
+            return "the cache did not keep a value (unreachable?)"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".strip()[:200]
     return None
