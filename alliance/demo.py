@@ -135,6 +135,8 @@ def seed_demo() -> dict:
         merchant = Merchant.objects.get(slug=entry["slug"])
         entry.update(_shared_and_deposit(merchant, council))
         entry["api_key"] = _api_key(merchant)
+        _earning(merchant)
+    report["alliance_tasks"] = _alliance_tasks()
     return report
 
 
@@ -202,3 +204,55 @@ def _api_key(merchant: Merchant) -> str:
         api_key_create(merchant=merchant, name="Demo till", raw_key=raw,
                        scopes=list(ApiKey.Scope.values))
     return raw
+
+
+# --- earning: a rule, tiers and tasks (issue 6) -----------------------------------------------
+
+DEMO_TASK_BUDGET_SHARED = 100_000  # minor units: 1,000.00 SHARED minted for alliance tasks
+DEMO_TIERS = (
+    ("silver", "银卡", "Silver", Decimal("500")),
+    ("gold", "金卡", "Gold", Decimal("2000")),
+)
+
+
+def _earning(merchant: Merchant) -> None:
+    """Version 1 of an earning rule (double points at lunch on weekdays, gold members 1.5x),
+    two tiers and a daily check-in; created once, left alone on later runs."""
+    from points.models import EarningRule, MemberTier, Task
+    from points.services import earning_rule_publish, member_tier_set
+    from points.tasks_services import task_save
+
+    if not MemberTier.objects.filter(merchant=merchant).exists():
+        for code, name_zh, name_en, threshold in DEMO_TIERS:
+            member_tier_set(merchant=merchant, code=code, name_zh=name_zh, name_en=name_en,
+                            threshold=threshold)
+    if not EarningRule.objects.filter(merchant=merchant).exists():
+        earning_rule_publish(merchant=merchant, base_rate=Decimal("1"), multipliers={
+            "time_windows": [{"weekdays": [0, 1, 2, 3, 4], "start": "11:30", "end": "13:30",
+                              "multiplier": "2"}],
+            "tiers": {"gold": "1.5"}})
+    if not Task.objects.filter(merchant=merchant).exists():
+        task_save(merchant=merchant, fields={
+            "kind": Task.Kind.CHECK_IN, "name_zh": "每日签到", "name_en": "Daily check-in",
+            "reward": 10, "daily_limit": 1})
+        task_save(merchant=merchant, fields={
+            "kind": Task.Kind.FIRST_PURCHASE, "name_zh": "首次消费", "name_en": "First purchase",
+            "reward": 200, "daily_limit": None})
+
+
+def _alliance_tasks() -> list[str]:
+    """The alliance's task budget (SHARED minted into it once) and two alliance tasks."""
+    from points.models import Task
+    from points.tasks_services import task_budget_fund, task_save
+
+    task_budget_fund(amount=DEMO_TASK_BUDGET_SHARED, idempotency_key="demo-task-budget")
+    if not Task.objects.filter(merchant__isnull=True).exists():
+        task_save(merchant=None, fields={
+            "kind": Task.Kind.CHECK_IN, "name_zh": "联盟每日签到",
+            "name_en": "Alliance daily check-in", "reward": 10, "daily_limit": 1})
+        task_save(merchant=None, fields={
+            "kind": Task.Kind.BROWSE, "name_zh": "浏览联盟浏览器 30 秒",
+            "name_en": "Browse the explorer for 30 seconds", "target": "/explorer/",
+            "browse_seconds": 30, "reward": 20, "daily_limit": 1, "budget": 1000})
+    return list(Task.objects.filter(merchant__isnull=True).order_by("pk")
+                .values_list("name_en", flat=True))
