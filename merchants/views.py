@@ -51,6 +51,11 @@ SECTIONS = (
         "onboarding:api-keys",
     ),
     Section(
+        "dashboard.api_keys", gettext_lazy("Webhooks"),
+        gettext_lazy("Signed event notifications to your systems, with a delivery log."),
+        "webhooks:list",
+    ),
+    Section(
         "dashboard.import", gettext_lazy("Bring your members"),
         gettext_lazy("Import the members and balances of your old points system."),
         "onboarding:imports",

@@ -176,3 +176,11 @@ def test_a_purchase_over_the_api_is_announced(receiver, django_capture_on_commit
     assert webhooks.signature_verify(secret=secret, body=body,
                                      header=headers["X-Alliance-Signature"])
     assert b'"order_ref":"W-1"' in body
+
+
+def test_the_dashboard_links_owners_to_webhooks(owner):
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(owner.user)
+    page = client.get("/dashboard/").content.decode()
+    assert 'href="/dashboard/webhooks/"' in page
+    assert "向您的系统发送签名的事件通知" in page
