@@ -9,7 +9,7 @@ import json
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -251,7 +251,7 @@ def proposal_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
 def parameter_history(request: HttpRequest, key: str) -> HttpResponse:
     spec = PARAMETERS.get(key)
     if spec is None:
-        return render(request, "404.html", status=404)
+        raise Http404
     return render(request, "console/governance/parameter.html", {
         "key": key, "spec": spec, "changes": selectors.parameter_changes(key=key),
     })
