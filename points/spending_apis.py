@@ -365,6 +365,7 @@ class CatalogRedeemApi(APIView):
 class MyVoucherListApi(ListAPIView):
     permission_classes = SHOPPER
     serializer_class = VoucherOutSerializer
+    queryset = Voucher.objects.none()
     pagination_class = CappedPagination
 
     @extend_schema(operation_id="me_vouchers_list")
@@ -412,6 +413,30 @@ def _exchange_assets(source_code: str, target_code: str) -> tuple[Asset, Asset]:
     return source, target
 
 
+class ExchangeQuoteOutSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    target = serializers.CharField()
+    amount_in = serializers.IntegerField(help_text="Points of A given.")
+    amount_out = serializers.IntegerField(help_text="Points of B received (rounded down).")
+    value_in_cny = serializers.DecimalField(max_digits=20, decimal_places=6)
+    value_out_cny = serializers.DecimalField(max_digits=20, decimal_places=6)
+    rounding_cny = serializers.DecimalField(max_digits=20, decimal_places=6)
+    settlement_shared = serializers.DecimalField(max_digits=20, decimal_places=2)
+    reference_price = serializers.DecimalField(max_digits=12, decimal_places=4)
+
+
+class ExchangeOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    target = serializers.CharField()
+    amount_in = serializers.IntegerField()
+    amount_out = serializers.IntegerField()
+    value_in_cny = serializers.DecimalField(max_digits=20, decimal_places=6)
+    value_out_cny = serializers.DecimalField(max_digits=20, decimal_places=6)
+    settlement_shared = serializers.DecimalField(max_digits=20, decimal_places=2)
+    transaction = serializers.IntegerField()
+
+
 def quote_body(quote: exchange.ExchangeQuote) -> dict:
     return {
         "source": quote.source_asset.code, "target": quote.target_asset.code,
@@ -443,6 +468,7 @@ class ExchangeQuoteApi(APIView):
         parameters=[OpenApiParameter("source", str, required=True),
                     OpenApiParameter("target", str, required=True),
                     OpenApiParameter("amount", str, required=True)],
+        responses={200: ExchangeQuoteOutSerializer, **_ERRORS},
         description="What an exchange would give, with the rounding it costs (under one "
                     "point of B).",
     )
@@ -460,7 +486,7 @@ class ExchangeCreateApi(APIView):
     @extend_schema(
         operation_id="exchange_create", request=ExchangeInSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: OpenApiResponse(), 200: OpenApiResponse(), **_ERRORS,
+        responses={201: ExchangeOutSerializer, 200: ExchangeOutSerializer, **_ERRORS,
                    409: OpenApiResponse(description="exchange_daily_cap_reached / "
                                                     "insufficient_balance / quote_changed")},
         description="Exchange merchant A's points for merchant B's at the published rates.",
@@ -482,6 +508,21 @@ class ExchangeCreateApi(APIView):
         return _created(exchange_body(done), done)
 
 
+class DrawOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    campaign = serializers.IntegerField()
+    shopper_ref = serializers.CharField(help_text="Pseudonymous id the draw is derived from.")
+    nonce = serializers.IntegerField()
+    digest = serializers.CharField(help_text="HMAC-SHA256(seed, campaign|shopper_ref|nonce).")
+    ticket = serializers.IntegerField()
+    tier = serializers.IntegerField()
+    tier_label = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=LotteryDraw.Outcome.values)
+    prize_points = serializers.IntegerField()
+    coupon = serializers.CharField(allow_blank=True)
+    voucher = serializers.CharField(allow_null=True)
+
+
 def draw_body(draw: LotteryDraw) -> dict:
     return {
         "id": draw.pk, "campaign": draw.campaign_id, "shopper_ref": draw.shopper_ref,
@@ -498,7 +539,7 @@ class LotteryDrawApi(APIView):
 
     @extend_schema(
         operation_id="lotteries_draw", request=None, parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: OpenApiResponse(), 200: OpenApiResponse(), **_ERRORS,
+        responses={201: DrawOutSerializer, 200: DrawOutSerializer, **_ERRORS,
                    404: OpenApiResponse(description="campaign_not_found"),
                    409: OpenApiResponse(description="campaign_not_open / "
                                                     "insufficient_balance")},
@@ -512,13 +553,43 @@ class LotteryDrawApi(APIView):
         return _created(draw_body(draw), draw)
 
 
+class TierOutSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    label = serializers.CharField()
+    kind = serializers.CharField()
+    weight = serializers.IntegerField()
+    stock = serializers.IntegerField(allow_null=True)
+
+
+class VerifiedDrawSerializer(serializers.Serializer):
+    shopper_ref = serializers.CharField()
+    nonce = serializers.IntegerField()
+    digest = serializers.CharField()
+    ticket = serializers.IntegerField()
+    tier = serializers.IntegerField()
+    outcome = serializers.CharField()
+    recomputed_tier = serializers.IntegerField()
+    matches = serializers.BooleanField()
+
+
+class VerificationOutSerializer(serializers.Serializer):
+    campaign = serializers.IntegerField()
+    state = serializers.CharField()
+    commitment = serializers.CharField()
+    seed = serializers.CharField(allow_null=True, help_text="Revealed when the campaign closes.")
+    tiers = TierOutSerializer(many=True)
+    verified = serializers.BooleanField(required=False)
+    problems = serializers.ListField(child=serializers.CharField(), required=False)
+    draws = VerifiedDrawSerializer(many=True, required=False)
+
+
 class LotteryVerificationApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
     @extend_schema(
         operation_id="lotteries_verification",
-        responses={200: OpenApiResponse(), 404: OpenApiResponse()},
+        responses={200: VerificationOutSerializer, 404: OpenApiResponse()},
         description="Public: the commitment, and once the campaign is closed the revealed "
                     "seed with every draw recomputed from it.",
     )
