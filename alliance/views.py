@@ -46,6 +46,7 @@ CONSOLE_SECTIONS = (
     Section(
         "console.jobs", gettext_lazy("Jobs"),
         gettext_lazy("Scheduled jobs: airdrop, expiry, anchoring, with their progress."),
+        "console_jobs:list",
     ),
 )
 

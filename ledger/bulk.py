@@ -12,8 +12,9 @@ only other writer of postings besides the posting engines (``ledger.engine`` and
 * bounded accounts are locked in primary-key order (so the job never deadlocks with the
   posting engine, which locks the same way) *before* the journal id is drawn, so ids order
   two transactions sharing an account as they committed (``verify_ledger`` replays lots in
-  id order); balances are checked under the locks and updated in the same database
-  transaction as the postings;
+  id order); balances are updated under the locks by one statement, in the same database
+  transaction as the postings, and the table's CHECK refuses a bounded account below zero
+  (``InsufficientBalance`` naming it);
 * lots: debits from lot-tracked accounts consume soonest-expiring first, credits to
   lot-tracked accounts open (or add to) the lot of their ``expires_at``: the engines'
   algorithm, done with window functions. A transaction that both debits and credits
@@ -34,7 +35,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -118,12 +119,15 @@ def bulk_post(
     fingerprint = _fingerprint(kind, metadata)
     with db_transaction.atomic(), connection.cursor() as cursor:
         if lock_sql is not None:
-            accounts_lock(ids_sql=lock_sql, params=lock_params)
+            _lock_into(cursor, lock_sql, lock_params)
         legs = _materialise(cursor, legs_sql, params)
         if not legs:
             return None
-        _validate(cursor, legs)
-        _lock_and_check(cursor)
+        lots = _validate(cursor, legs)
+        if lock_sql is None:
+            accounts_lock(ids_sql="SELECT account_id FROM ledger_bulk_legs WHERE bounded")
+        else:
+            _check_locked(cursor)
 
         cursor.execute(
             "INSERT INTO ledger_transaction (kind, client, idempotency_key, fingerprint, "
@@ -141,21 +145,63 @@ def bulk_post(
             return BulkPosted(existing[0], 0, True)
         (txn_id,) = row
 
-        cursor.execute(
-            "UPDATE ledger_account a SET balance = a.balance + d.delta "
-            "FROM (SELECT account_id, sum(amount)::bigint AS delta FROM ledger_bulk_legs "
-            "      WHERE bounded GROUP BY account_id) d "
-            "WHERE a.id = ANY(ARRAY(SELECT account_id FROM ledger_bulk_legs WHERE bounded)) "
-            "AND a.id = d.account_id AND d.delta <> 0"
-        )
+        _update_balances(cursor)
         cursor.execute(
             "INSERT INTO ledger_posting (transaction_id, leg, account_id, asset_id, amount, "
             "expires_at) SELECT %s, leg, account_id, asset_id, amount, expires_at "
             "FROM ledger_bulk_legs ORDER BY leg",
             [txn_id],
         )
-        _move_lots(cursor)
+        if lots:
+            _move_lots(cursor)
     return BulkPosted(txn_id, legs, False)
+
+
+def _lock_into(cursor, lock_sql: str, params) -> None:
+    cursor.execute("DROP TABLE IF EXISTS pg_temp.ledger_bulk_locked")
+    cursor.execute("CREATE TEMP TABLE ledger_bulk_locked (id bigint PRIMARY KEY) ON COMMIT DROP")
+    cursor.execute(
+        "INSERT INTO ledger_bulk_locked SELECT id FROM ("  # noqa: S608
+        "  SELECT a.id FROM ledger_account a "
+        f"  WHERE a.id = ANY(ARRAY({lock_sql})) AND a.bounded "
+        "  ORDER BY a.id FOR NO KEY UPDATE OF a) locked",
+        params,
+    )
+
+
+def _check_locked(cursor) -> None:
+    """Legs read under ``lock_sql``'s locks may only name accounts it locked: locking more
+    now would break the primary-key order (and the reads would not have been under lock)."""
+    stray = _one(cursor, "SELECT count(*) FROM ledger_bulk_legs l WHERE l.bounded AND NOT "
+                         "EXISTS (SELECT 1 FROM ledger_bulk_locked k WHERE k.id = l.account_id)")
+    if stray[0]:
+        raise LedgerInvariantError(details={"legs": f"{stray[0]} name accounts lock_sql did "
+                                                    "not lock"})
+
+
+def _update_balances(cursor) -> None:
+    """One statement, under the locks; the table's CHECK refuses a bounded account below
+    zero, and only then is the account looked up to name it."""
+    try:
+        with db_transaction.atomic():
+            cursor.execute(
+                "UPDATE ledger_account a SET balance = a.balance + d.delta "
+                "FROM (SELECT account_id, sum(amount)::bigint AS delta FROM ledger_bulk_legs "
+                "      WHERE bounded GROUP BY account_id) d "
+                "WHERE a.id = ANY(ARRAY(SELECT account_id FROM ledger_bulk_legs "
+                "                        WHERE bounded)) "
+                "AND a.id = d.account_id AND d.delta <> 0"
+            )
+    except IntegrityError:
+        short = _one(
+            cursor,
+            "SELECT a.public_id FROM (SELECT account_id, sum(amount) AS delta "
+            "  FROM ledger_bulk_legs WHERE bounded GROUP BY account_id) d "
+            "CROSS JOIN LATERAL (SELECT x.id, x.public_id, x.balance FROM ledger_account x "
+            "                     WHERE x.id = d.account_id LIMIT 1) a "
+            "WHERE a.balance + d.delta < 0 ORDER BY a.id LIMIT 1",
+        )
+        raise InsufficientBalance(details={"account": short[0] if short else None}) from None
 
 
 def _materialise(cursor, legs_sql: str, params) -> int:
@@ -179,15 +225,17 @@ def _materialise(cursor, legs_sql: str, params) -> int:
     return legs
 
 
-def _validate(cursor, legs: int) -> None:
+def _validate(cursor, legs: int) -> bool:
+    """Refuse legs that break a ledger rule; returns whether any leg touches lots."""
     if legs < 2:
         raise LedgerInvariantError(details={"legs": "a transaction needs at least two legs"})
     if legs > MAX_LEGS:
         raise LedgerInvariantError(details={"legs": f"at most {MAX_LEGS} per transaction"})
-    unknown, zero = _one(
+    unknown, zero, lots = _one(
         cursor,
         "SELECT count(*) FILTER (WHERE asset_id IS NULL), "
-        "count(*) FILTER (WHERE amount IS NULL OR amount = 0) FROM ledger_bulk_legs",
+        "count(*) FILTER (WHERE amount IS NULL OR amount = 0), "
+        "coalesce(bool_or(tracks_lots), false) FROM ledger_bulk_legs",
     )
     if unknown:
         raise LedgerInvariantError(details={"legs": f"{unknown} name an unknown account"})
@@ -209,6 +257,8 @@ def _validate(cursor, legs: int) -> None:
     )
     if moving:
         raise LedgerInvariantError(details={"non_transferable": moving[0]})
+    if not lots:
+        return False
     carried = _one(
         cursor,
         "SELECT asset_id FROM ledger_bulk_legs WHERE tracks_lots GROUP BY asset_id "
@@ -219,26 +269,16 @@ def _validate(cursor, legs: int) -> None:
                                                     "only through transaction_post"})
     undated = _one(
         cursor,
-        "SELECT a.public_id FROM ledger_bulk_legs l JOIN ledger_account a ON a.id = l.account_id "
+        "SELECT a.public_id FROM ledger_bulk_legs l "
+        "JOIN ledger_account a ON a.id = l.account_id "
         "WHERE l.tracks_lots AND l.amount > 0 AND l.expires_at IS NULL LIMIT 1",
     )
     if undated:
         raise LedgerInvariantError(details={"lot_expiry_missing": undated[0]})
+    return True
 
 
-def _lock_and_check(cursor) -> None:
-    # Re-locking rows the caller's ``lock_sql`` already holds costs a visit, not a wait.
-    accounts_lock(ids_sql="SELECT account_id FROM ledger_bulk_legs WHERE bounded")
-    short = _one(
-        cursor,
-        "SELECT a.public_id FROM (SELECT account_id, sum(amount) AS delta "
-        "  FROM ledger_bulk_legs WHERE bounded GROUP BY account_id) d "
-        "CROSS JOIN LATERAL (SELECT x.id, x.public_id, x.balance FROM ledger_account x "
-        "                     WHERE x.id = d.account_id LIMIT 1) a "
-        "WHERE a.balance + d.delta < 0 ORDER BY a.id LIMIT 1",
-    )
-    if short:
-        raise InsufficientBalance(details={"account": short[0]})
+def _check_lots(cursor) -> None:
     # A lot-tracked account's lots sum to its balance, so this holds whenever the balance
     # does; checked all the same, as the engines do, so drifted lots cannot go negative.
     lots_short = _one(
@@ -257,6 +297,7 @@ def _lock_and_check(cursor) -> None:
 
 
 def _move_lots(cursor) -> None:
+    _check_lots(cursor)
     # Debits: each account's need taken from its lots soonest-expiring first (expiry dates
     # are unique per account, the id breaks ties as the engines' ORDER BY does).
     cursor.execute(
