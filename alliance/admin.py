@@ -1,8 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
 
-from .models import District, User, WorkerHeartbeat
+from .models import (
+    Alert,
+    AllianceParameter,
+    District,
+    MerchantApplication,
+    ParameterChange,
+    Proposal,
+    ProposalApproval,
+    User,
+    WorkerHeartbeat,
+)
 from .views import admin_login
 
 
@@ -35,3 +46,63 @@ class UserAdmin(BaseUserAdmin):
 
 admin.site.register(District)
 admin.site.register(WorkerHeartbeat)
+
+
+# --- issue 5: read-only views of decisions that services and the council make ---------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only a service changes (a decision, a council vote): shown, never edited."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(MerchantApplication)
+class MerchantApplicationAdmin(SimpleHistoryAdmin, ReadOnlyAdmin):
+    list_display = ["pk", "name_en", "licence_number", "asset_code", "status", "submitted_at",
+                    "decided_at"]
+    list_filter = ["status", "category", "district"]
+    search_fields = ["name_en", "name_zh", "legal_name", "licence_number"]
+
+
+class ApprovalInline(admin.TabularInline):
+    model = ProposalApproval
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Proposal)
+class ProposalAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "kind", "status", "threshold", "created_at", "closed_at"]
+    list_filter = ["kind", "status"]
+    inlines = [ApprovalInline]
+
+
+@admin.register(AllianceParameter)
+class AllianceParameterAdmin(ReadOnlyAdmin):
+    list_display = ["key", "value", "updated_at"]
+
+
+@admin.register(ParameterChange)
+class ParameterChangeAdmin(ReadOnlyAdmin):
+    list_display = ["key", "old_value", "new_value", "changed_by", "changed_at", "proposal"]
+    list_filter = ["key"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["kind", "severity", "merchant", "raised_at", "acknowledged_at"]
+    list_filter = ["kind", "severity"]
