@@ -87,7 +87,13 @@ def _save_application(request: HttpRequest, application: MerchantApplication | N
                 stores=store_rows, licence_image=form.cleaned_data.get("licence_image"),
             )
             if "submit" in request.POST:
-                application_submit(application=application, by=request.user)
+                try:
+                    application_submit(application=application, by=request.user)
+                except DomainError:
+                    # The draft is kept; the form shows why it cannot be sent yet, and now
+                    # posts to the saved draft rather than making another.
+                    messages.info(request, _("Your draft has been saved."))
+                    raise
                 messages.success(request, _("Your application has been sent to the alliance."))
             else:
                 messages.success(request, _("Your draft has been saved."))

@@ -219,3 +219,23 @@ def test_a_top_up_beyond_the_wallet_is_refused_and_moves_nothing():
         deposit_top_up(merchant=merchant, amount=10_001, idempotency_key="svc")
     assert refused.value.code == "insufficient_balance" and refused.value.status == 409
     assert refused.value.details["available"] == 10_000
+
+
+def test_a_draft_that_cannot_be_sent_yet_is_kept_once_and_the_form_posts_to_it():
+    # given an application without a licence image, sent
+    client = _client(verified_user())
+    response = client.post("/dashboard/apply/new/", {**application_post(DistrictFactory()),
+                                                     "submit": "1"})
+
+    # then it is saved as a draft, the form says what is missing, and posts to the draft
+    assert response.status_code == 400
+    draft = MerchantApplication.objects.get()
+    assert draft.status == MerchantApplication.Status.DRAFT
+    assert "licence_image" in " ".join(response.context["form"].non_field_errors())
+    assert f'action="/dashboard/apply/{draft.pk}/"' in response.content.decode()
+
+    # and sending again with the image submits that same application
+    response = client.post(f"/dashboard/apply/{draft.pk}/", {
+        **application_post(DistrictFactory()), "licence_image": licence_png(), "submit": "1"})
+    assert response.status_code == 302
+    assert MerchantApplication.objects.get().status == MerchantApplication.Status.SUBMITTED
