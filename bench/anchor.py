@@ -134,6 +134,7 @@ def main() -> dict:
     )), PROOFS)
     selector_times = _timed(lambda: log_selectors.inclusion_proof_get(
         index=rng.randrange(size), size=size), PROOFS)
+    floor_times = _timed(lambda: _ok(client.get("/api/v1/log/key")), PROOFS)
     consistency_times = _timed(lambda: _ok(client.get(
         "/api/v1/log/proof/consistency", {"first": rng.randrange(1, size), "second": size}
     )), 50)
@@ -154,14 +155,16 @@ def main() -> dict:
         (log_bytes,) = cursor.fetchone()
 
     ratio = leaves_per_second / posting_tps
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\nanchor ({total:,} transactions of 7 legs; {inserted:,} bulk-inserted in "
-          f"{fill_seconds:.0f} s)")
+          f"{fill_seconds:.0f} s; {os.cpu_count()} CPUs, load average {load})")
     print(f"posting, {POSTING_CLIENTS} clients, {SECONDS} s:   {posting_tps:>10,.0f} tx/s")
     print(f"anchoring, one writer:            {leaves_per_second:>10,.0f} leaves/s "
           f"({anchor_seconds:.1f} s, {ratio:.0f}x posting)")
     print(f"inclusion proof at size {size:,}, server time over HTTP stack: "
           f"{_summary(proof_times)}")
     print(f"inclusion proof, selector only:   {_summary(selector_times)}")
+    print(f"the HTTP stack alone (GET /api/v1/log/key): {_summary(floor_times)}")
     print(f"consistency proof over HTTP stack: {_summary(consistency_times)}")
     print(f"receipt (leaf rebuilt + proof):   {_summary(receipt_times)}")
     print(f"log storage: {log_bytes / total:.0f} bytes per leaf (leaves + subtree hashes)")

@@ -221,15 +221,15 @@ def unlogged_transactions(
 # --- stored tree hashes -------------------------------------------------------------------
 
 
-def subtrees_get(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """Stored perfect-subtree hashes by ``(level, position)``; level 0 are the leaf hashes.
-    Pairs not stored are absent from the answer."""
+def _subtrees_and_size(
+    pairs: Iterable[tuple[int, int]],
+) -> tuple[dict[tuple[int, int], bytes], int]:
+    """Stored perfect-subtree hashes by ``(level, position)`` (level 0: the leaf hashes; pairs
+    not stored are absent) and the log's size, in one round trip on PostgreSQL."""
     wanted: dict[int, set[int]] = defaultdict(set)
     for level, position in pairs:
         wanted[level].add(position)
-    found: dict[tuple[int, int], bytes] = {}
-    if connection.vendor == "postgresql" and wanted:
-        # One round trip: leaves and interior nodes together.
+    if connection.vendor == "postgresql":
         leaves = sorted(wanted.pop(0, ()))
         levels = [level for level, positions in wanted.items() for _ in positions]
         positions = [position for ps in wanted.values() for position in ps]
@@ -238,11 +238,15 @@ def subtrees_get(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], byte
                 "SELECT 0, log_index, leaf_hash FROM ledger_logleaf WHERE log_index = ANY(%s) "
                 "UNION ALL SELECT n.level, n.position, n.hash FROM ledger_lognode n "
                 "JOIN unnest(%s::int[], %s::bigint[]) AS w(level, position) "
-                "ON n.level = w.level AND n.position = w.position",
+                "ON n.level = w.level AND n.position = w.position "
+                "UNION ALL SELECT -1, COALESCE(MAX(size), 0), NULL FROM ledger_checkpoint",
                 [leaves, levels, positions],
             )
-            return {(level, position): bytes(value)
-                    for level, position, value in cursor.fetchall()}
+            rows = cursor.fetchall()
+        size = next(position for level, position, _value in rows if level == -1)
+        return {(level, position): bytes(value)
+                for level, position, value in rows if level >= 0}, size
+    found: dict[tuple[int, int], bytes] = {}
     if wanted.get(0):
         for index, value in LogLeaf.objects.filter(index__in=wanted.pop(0)).values_list(
             "index", "leaf_hash"
@@ -256,11 +260,18 @@ def subtrees_get(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], byte
             "level", "position", "hash"
         ):
             found[(level, position)] = bytes(value)
-    return found
+    return found, log_size()
 
 
-def with_stored_subtrees(compute: Callable[[merkle.SubtreeFn], T]) -> T:
-    """Run a proof or root computation over the stored tree in two queries."""
+def subtrees_get(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Stored perfect-subtree hashes by ``(level, position)``; level 0 are the leaf hashes.
+    Pairs not stored are absent from the answer."""
+    return _subtrees_and_size(pairs)[0]
+
+
+def with_stored_subtrees(compute: Callable[[merkle.SubtreeFn], T], *, size: int = 0) -> T:
+    """Run a proof or root computation over the stored tree of (at least) ``size`` leaves in
+    one round trip; ``ProofRangeError`` if the log is smaller."""
     needed: list[tuple[int, int]] = []
 
     def record(level: int, index: int) -> bytes:
@@ -268,7 +279,9 @@ def with_stored_subtrees(compute: Callable[[merkle.SubtreeFn], T]) -> T:
         return bytes(merkle.HASH_SIZE)
 
     compute(record)
-    known = subtrees_get(needed)
+    known, current = _subtrees_and_size(needed)
+    if size > current:
+        raise ProofRangeError(details={"size": size, "log_size": current})
     missing = [pair for pair in needed if pair not in known]
     if missing:
         raise LogInconsistent(details={"missing_subtrees": missing[:10]})
@@ -362,20 +375,21 @@ def checkpoint_signature(checkpoint: Checkpoint) -> str:
 
 def inclusion_proof_get(*, index: int, size: int) -> tuple[bytes, list[bytes]]:
     """``(leaf_hash, proof)`` of leaf ``index`` in the tree of the first ``size`` leaves."""
-    current = log_size()
-    if not 0 <= index < size <= current:
-        raise ProofRangeError(details={"index": index, "size": size, "log_size": current})
+    if not 0 <= index < size:
+        raise ProofRangeError(details={"index": index, "size": size})
     return with_stored_subtrees(
-        lambda subtree: (subtree(0, index), merkle.inclusion_proof(index, size, subtree))
+        lambda subtree: (subtree(0, index), merkle.inclusion_proof(index, size, subtree)),
+        size=size,
     )
 
 
 def consistency_proof_get(*, first: int, second: int) -> list[bytes]:
     """RFC 9162 proof that the tree of ``first`` leaves is a prefix of that of ``second``."""
-    current = log_size()
-    if not 0 < first <= second <= current:
-        raise ProofRangeError(details={"first": first, "second": second, "log_size": current})
-    return with_stored_subtrees(lambda subtree: merkle.consistency_proof(first, second, subtree))
+    if not 0 < first <= second:
+        raise ProofRangeError(details={"first": first, "second": second})
+    return with_stored_subtrees(
+        lambda subtree: merkle.consistency_proof(first, second, subtree), size=second
+    )
 
 
 # --- receipts -----------------------------------------------------------------------------
