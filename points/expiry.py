@@ -92,12 +92,18 @@ def _expire(run: JobRun, day: date, chunk_accounts: int) -> dict:
 
 def _next_wallets(after: int, cutoff, limit: int) -> list[int]:
     """Ids of the next wallets (by id) holding lots due at ``cutoff``; read again under the
-    locks before anything moves."""
-    return list(
-        Lot.objects.filter(account_id__gt=after, expires_at__lte=cutoff, remaining__gt=0,
-                           account__kind=Account.Kind.WALLET)
-        .order_by("account_id").values_list("account_id", flat=True).distinct()[:limit]
-    )
+    locks before anything moves. Walks the lots' (account, expiry) index in account order,
+    so the whole run reads each lot once, however many chunks it takes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.account_id FROM ledger_lot l "
+            "CROSS JOIN LATERAL (SELECT 1 FROM ledger_account a WHERE a.id = l.account_id "
+            "                    AND a.kind = 'wallet' LIMIT 1) wallet "
+            "WHERE l.account_id > %s AND l.expires_at <= %s AND l.remaining > 0 "
+            "GROUP BY l.account_id ORDER BY l.account_id LIMIT %s",
+            [after, cutoff, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 # Under the chunk's locks: each wallet's expired remainder, and one credit per asset to its
