@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils import translation
 
 from alliance.models import Alert, Proposal
 from alliance.services import proposal_approve, proposal_create
@@ -71,6 +72,7 @@ def test_the_levels_follow_the_parameters():
     assert deposit_levels() == (50_000, 75_000)
 
 
+@translation.override("en")
 def test_a_fall_below_the_warning_level_mails_the_owners_and_alerts_once(
     django_capture_on_commit_callbacks,
 ):
