@@ -94,6 +94,12 @@ def _next_wallets(after: int, cutoff, limit: int) -> list[int]:
     """Ids of the next wallets (by id) holding lots due at ``cutoff``; read again under the
     locks before anything moves. Walks the lots' (account, expiry) index in account order,
     so the whole run reads each lot once, however many chunks it takes."""
+    if not set_based():
+        return list(
+            Lot.objects.filter(account_id__gt=after, expires_at__lte=cutoff, remaining__gt=0,
+                               account__kind=Account.Kind.WALLET)
+            .order_by("account_id").values_list("account_id", flat=True).distinct()[:limit]
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT l.account_id FROM ledger_lot l "
