@@ -20,8 +20,10 @@ from points import wallet_selectors
 
 
 @require_GET
+@access_required("explorer")
 def wallet_home(request: HttpRequest) -> HttpResponse:
-    """``/``: the wallet for a signed-in shopper; visitors get the welcome page as before."""
+    """``/``: open to everyone (the "explorer" row of the table): the wallet for a signed-in
+    shopper, the welcome page for a visitor."""
     if not can_access(request, "storefront"):
         return storefront_views.landing_or_home(request)
     return render(request, "storefront/wallet/home.html", {

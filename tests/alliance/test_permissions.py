@@ -82,7 +82,9 @@ def test_the_root_page_shows_the_wallet_only_to_those_the_storefront_admits(clie
     assert Role.ANONYMOUS not in ACCESS["storefront"]
     assert Role.SHOPPER in ACCESS["storefront"]
     assert as_visitor.templates[0].name == "storefront/landing.html"
-    assert as_shopper.templates[0].name == "storefront/home.html"
+    # (the wallet page extends the storefront's home shell)
+    assert as_shopper.templates[0].name == "storefront/wallet/home.html"
+    assert "storefront/home.html" in [t.name for t in as_shopper.templates]
 
 
 def _site_patterns(resolver: URLResolver, prefix: str = "") -> list[tuple[str, URLPattern]]:
