@@ -9,6 +9,7 @@ uses.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -295,8 +296,22 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # operators can see and change them in the admin.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "worker-heartbeat": {"task": "alliance.tasks.worker_heartbeat", "schedule": 60.0},
+    "issuance-spike-check": {"task": "alliance.tasks.issuance_spike_check", "schedule": 3600.0},
+    "deposit-levels-check": {"task": "merchants.tasks.deposit_levels_check", "schedule": 600.0},
+    "member-claims-expire": {"task": "merchants.tasks.claims_expire_task",
+                             "schedule": crontab(hour=0, minute=20)},
     "anchor-ledger": {"task": "ledger.tasks.anchor_ledger", "schedule": 60.0},
     "expire-holds": {"task": "ledger.tasks.expire_holds", "schedule": 60.0},
+    # The scheduled jobs (points.tasks), in the alliance's time zone (CELERY_TIMEZONE).
+    "airdrop-daily": {"task": "points.tasks.run_airdrop", "schedule": crontab(hour=0, minute=5)},
+    "expire-points-daily": {"task": "points.tasks.expire_points",
+                            "schedule": crontab(hour=0, minute=10)},
+    "expiry-reminders-daily": {"task": "points.tasks.send_expiry_reminders",
+                               "schedule": crontab(hour=9, minute=0)},
+    "ally-inflation-yearly": {"task": "points.tasks.mint_inflation",
+                              "schedule": crontab(month_of_year=1, day_of_month=1, hour=0,
+                                                  minute=30)},
+    "resume-jobs": {"task": "points.tasks.resume_jobs", "schedule": 600.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------------
@@ -318,3 +333,7 @@ LOG_SIGNER_KEY_FILE = env("LOG_SIGNER_KEY_FILE", default=str(BASE_DIR / "var" / 
 # Create the key file on first use when it is missing. Always so with DEBUG (the demo); a
 # production log should be given its key, never make one up by itself.
 LOG_SIGNER_KEY_AUTOCREATE = env.bool("LOG_SIGNER_KEY_AUTOCREATE", default=False)
+# Shoppers are told this many days before the expiry run that takes their points.
+POINTS_EXPIRY_REMINDER_DAYS = env.int("POINTS_EXPIRY_REMINDER_DAYS", default=7)
+# ALLY minted by the first yearly inflation, when there is no ALLY to inflate (major units).
+ALLY_GENESIS_SUPPLY = env("ALLY_GENESIS_SUPPLY", default="1000000")
