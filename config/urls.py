@@ -21,7 +21,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file: the CSP refuses inline code.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
-    # Spending: catalog, vouchers, exchange settings, lotteries (points.spending_urls).
     # Onboarding, staff, keys, deposit and imports (merchants.dashboard_urls, "onboarding"),
     # then the dashboard's own shell.
     path("dashboard/", include("merchants.dashboard_urls")),
