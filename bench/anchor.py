@@ -1,6 +1,6 @@
 """Anchoring throughput and proof latency at 1,000,000 transactions.
 
-In one scratch database (``bench_anchor``), one run:
+In one scratch database (``bench_anchor``, or ``BENCH_ANCHOR_DATABASE``), one run:
 
 1. posting: purchase-shaped 7-leg transactions through ``ledger.services.transaction_post``
    from 8 client processes for ``BENCH_SECONDS`` (the same clients as ``bench/ledger_post``),
@@ -23,6 +23,7 @@ import time
 from bench.common import django_setup, scratch_database
 
 LEAVES = int(os.environ.get("BENCH_ANCHOR_LEAVES", "1000000"))
+DATABASE = os.environ.get("BENCH_ANCHOR_DATABASE", "bench_anchor")
 PROOFS = 200
 POSTING_CLIENTS = 8
 
@@ -98,7 +99,7 @@ def _summary(times: list[float]) -> str:
 def main() -> dict:
     from ledger.note import generate_signer
 
-    scratch_database("bench_anchor")
+    scratch_database(DATABASE)
     os.environ["LOG_SIGNER_KEY"] = generate_signer("bench.example/points-log")[0]
     django_setup()
 
