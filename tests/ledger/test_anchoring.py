@@ -267,3 +267,37 @@ def test_root_is_base64_in_the_checkpoint(kit, log_key):
     assert note.split_note(checkpoint.note)[0].split("\n")[2] == base64.b64encode(
         bytes(checkpoint.root_hash)
     ).decode()
+
+
+TRICKY_METADATA = [
+    {},
+    {"order_ref": "A-17"},
+    {"note": "兑换 \u2028 \"quoted\" back\\slash \t tab \x01 \x7f"},
+    {"b": 1, "a": -2, "c": 999999999999999, "d": True, "e": None, "f": False},
+    {"big": 9007199254740993, "huge": 10**20, "exact": 4503599627370496},
+    {"price": 1.5, "ratio": 0.1, "sci": 1e-7},
+    {"nested": {"z": 1, "a": [1, "x", {"k": None}]}},
+    {"é": "accent", "\U0001f600": "astral key", "\ue000": "private use"},
+    {"z": "", "": "empty key", "A": "upper", "a": "lower"},
+    {"hold": 12, "reverses": 3, "reason": ""},
+]
+
+
+@pytest.mark.parametrize("metadata", TRICKY_METADATA)
+def test_awkward_metadata_and_kinds_anchor_to_the_reference_leaf(kit, log_key, metadata):
+    # given a transaction with awkward metadata and an awkward kind, as PostgreSQL stores it
+    from ledger import services
+
+    posted = services.transaction_post(
+        kind="kind \"with\" ünïcode\n", client="test", idempotency_key=f"tricky-{metadata!r}",
+        legs=[services.Leg(kit.issuance, -5), services.Leg(kit.wallets[0], 5)],
+        metadata=metadata,
+    )
+
+    # when it is anchored
+    log_services.log_anchor()
+
+    # then the stored leaf hash is that of the reference encoder's bytes
+    entry = log_selectors.journal_entries([posted.transaction_id])[posted.transaction_id]
+    stored = LogLeaf.objects.get(transaction_id=posted.transaction_id).leaf_hash
+    assert bytes(stored) == merkle.leaf_hash(entry.leaf_bytes(reference=True))
