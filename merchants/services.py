@@ -45,6 +45,7 @@ from .models import (
     StaffMembership,
     Store,
 )
+from .webhooks import webhook_deposit_low
 
 ALLIANCE_CLIENT = "alliance"
 
@@ -394,6 +395,9 @@ def deposit_level_check(*, merchant: Merchant) -> str:
                      "minimum": shared.to_major(status.minimum),
                      "warning": shared.to_major(status.warning)},
         )
+        # Recorded with the level it announces and sent after commit, so the merchant's
+        # systems hear of each fall once, and never of a rolled-back one.
+        webhook_deposit_low(merchant=merchant, status=status)
     return status.level
 
 

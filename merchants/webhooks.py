@@ -135,3 +135,39 @@ def webhook_purchase_recorded(*, purchase) -> list[WebhookDelivery]:
         "member": purchase.shopper.member_code, "transaction": purchase.transaction_id,
         "occurred_at": purchase.occurred_at.isoformat(),
     })
+
+
+def webhook_voucher_redeemed(*, voucher) -> list[WebhookDelivery]:
+    """``voucher.redeemed``: a voucher was accepted at the till (dashboard or API)."""
+    store = voucher.used_store
+    return webhook_emit(merchant=voucher.merchant, event="voucher.redeemed", payload={
+        "voucher": voucher.pk, "code": voucher.display_code,
+        "item": voucher.item_id, "item_name_zh": voucher.item.name_zh,
+        "item_name_en": voucher.item.name_en,
+        "store": store.pk if store else None, "store_name": store.name if store else None,
+        "member": voucher.shopper.member_code, "via": voucher.used_via,
+        "used_at": voucher.used_at.isoformat(),
+    })
+
+
+def webhook_points_expiring(*, merchant, last_day, assets: list[dict]) -> list[WebhookDelivery]:
+    """``points.expiring``: the merchant's points that the expiry run after ``last_day`` will
+    take, told once when the shoppers are reminded. Totals only: who holds them stays with the
+    shoppers' own notices."""
+    return webhook_emit(merchant=merchant, event="points.expiring", payload={
+        "last_day": last_day.isoformat(), "assets": assets,
+    })
+
+
+def webhook_deposit_low(*, merchant, status) -> list[WebhookDelivery]:
+    """``deposit.low``: the deposit fell below the warning level or the minimum (once per
+    fall; a top-up above the level re-arms it). Amounts are SHARED in major units."""
+    from ledger.services import alliance_asset
+
+    shared = alliance_asset("SHARED")
+    return webhook_emit(merchant=merchant, event="deposit.low", payload={
+        "level": status.level, "balance": str(shared.to_major(status.balance)),
+        "warning": str(shared.to_major(status.warning)),
+        "minimum": str(shared.to_major(status.minimum)),
+        "occurred_at": timezone.now().isoformat(),
+    })

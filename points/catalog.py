@@ -32,7 +32,8 @@ from ledger.services import (
     transaction_post,
 )
 from merchants.api_auth import TRADING_STATUSES
-from merchants.models import Merchant
+from merchants.models import Merchant, Store
+from merchants.webhooks import webhook_voucher_redeemed
 
 from .models import CatalogItem, Voucher
 from .spending import (
@@ -332,9 +333,12 @@ def _refuse_unless_usable(voucher: Voucher, now) -> None:
 
 @transaction.atomic(durable=True)
 def voucher_validate(*, merchant: Merchant, code: str, by: User | None = None,
-                     via: str = Voucher.Channel.DASHBOARD) -> Voucher:
+                     via: str = Voucher.Channel.DASHBOARD, store: Store | None = None) -> Voucher:
     """Store staff accept a voucher: once. Another merchant's voucher is "not found"; a
-    second validation is refused with ``voucher_already_used``."""
+    second validation is refused with ``voucher_already_used``. The merchant's systems hear
+    ``voucher.redeemed`` once it is committed."""
+    if store is not None and store.merchant_id != merchant.pk:
+        raise ValueError("store of another merchant")
     voucher = _locked_voucher(code, merchant=merchant)
     now = timezone.now()
     _refuse_unless_usable(voucher, now)
@@ -342,7 +346,9 @@ def voucher_validate(*, merchant: Merchant, code: str, by: User | None = None,
     voucher.used_at = now
     voucher.used_by = by
     voucher.used_via = via
-    voucher.save(update_fields=["state", "used_at", "used_by", "used_via"])
+    voucher.used_store = store
+    voucher.save(update_fields=["state", "used_at", "used_by", "used_via", "used_store"])
+    transaction.on_commit(lambda: webhook_voucher_redeemed(voucher=voucher))
     return voucher
 
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection
 from django.db import transaction as db_transaction
+from django.db.models import Count, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -34,6 +35,7 @@ from alliance.errors import DomainError
 from ledger import bulk
 from ledger import services as ledger
 from ledger.models import Account, Asset, Lot
+from merchants.webhooks import webhook_points_expiring
 
 from .jobs import day_start, job_run, progress_step, progress_total, set_based
 from .models import JobRun, Notification
@@ -222,7 +224,13 @@ def _remind(run: JobRun, day: date) -> dict:
             else:
                 created = _notices_create_python(low, high, last_day)
             pending = _unmailed(last_day)
-            progress_total(run, run.progress_done + pending.count(), notices=created)
+            # The merchants' systems are told in the same transaction as the notices, so a
+            # resumed run (which finds the count recorded) does not tell them twice.
+            announced = run.counts.get("webhooks")
+            if announced is None:
+                announced = _webhooks_emit(low, high, last_day)
+            progress_total(run, run.progress_done + pending.count(), notices=created,
+                           webhooks=announced)
         sent = _mail(run, last_day)
     run.refresh_from_db()
     return {"emails": sent, **run.counts}
@@ -296,6 +304,30 @@ def _notices_create_python(low, high, last_day: date) -> int:
         )
         created += new
     return created
+
+
+def _webhooks_emit(low, high, last_day: date) -> int:
+    """One ``points.expiring`` per issuing merchant: per asset, how many holders and how much
+    the run after ``last_day`` will take. Totals only, no holder."""
+    rows = (Lot.objects.filter(account__kind=Account.Kind.WALLET, account__user__isnull=False,
+                               account__asset__issuer__isnull=False, remaining__gt=0,
+                               expires_at__gt=low, expires_at__lte=high)
+            .values("account__asset_id")
+            .annotate(holders=Count("account_id", distinct=True), amount=Sum("remaining")))
+    assets = Asset.objects.select_related("issuer").in_bulk(
+        [row["account__asset_id"] for row in rows])
+    by_merchant: dict[int, list[dict]] = {}
+    issuers = {}
+    for row in sorted(rows, key=lambda r: assets[r["account__asset_id"]].code):
+        asset = assets[row["account__asset_id"]]
+        issuers[asset.issuer_id] = asset.issuer
+        by_merchant.setdefault(asset.issuer_id, []).append({
+            "asset": asset.code, "holders": row["holders"],
+            "amount": str(asset.to_major(row["amount"])),
+        })
+    for merchant_id, totals in sorted(by_merchant.items()):
+        webhook_points_expiring(merchant=issuers[merchant_id], last_day=last_day, assets=totals)
+    return len(by_merchant)
 
 
 def _unmailed(last_day: date):

@@ -17,11 +17,12 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from alliance.errors import DomainError
+from alliance.errors import DomainError, NotFound
 from alliance.idempotency import IDEMPOTENCY_PARAMETER, idempotency_key
 from alliance.permissions import HasAccess
 from ledger.models import Asset
 from merchants.api_auth import HasApiKeyScope, api_key_merchant
+from merchants.models import Store
 
 from . import catalog, exchange, holds, lottery
 from . import spending_selectors as selectors
@@ -269,21 +270,36 @@ class MerchantVoucherApi(APIView):
         return Response(voucher_body(voucher))
 
 
+class VoucherRedeemInSerializer(serializers.Serializer):
+    store = serializers.IntegerField(required=False, min_value=1,
+                                     help_text="The store whose till accepts it (optional).")
+
+
 class VoucherRedeemApi(APIView):
     permission_classes = [HasApiKeyScope.to("vouchers")]
 
     @extend_schema(
-        operation_id="vouchers_redeem", request=None,
+        operation_id="vouchers_redeem", request=VoucherRedeemInSerializer,
         responses={200: VoucherOutSerializer, **_ERRORS,
                    404: OpenApiResponse(description="voucher_not_found (or another "
-                                                    "merchant's)"),
+                                                    "merchant's) / store_not_found"),
                    409: OpenApiResponse(description="voucher_already_used / voucher_expired / "
                                                     "voucher_cancelled")},
         description="Accept a voucher at the till: once. A second validation is refused.",
     )
     def post(self, request, code: str):
-        voucher = catalog.voucher_validate(merchant=api_key_merchant(request), code=code,
-                                           via=Voucher.Channel.API)
+        payload = VoucherRedeemInSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        merchant = api_key_merchant(request)
+        store = None
+        if "store" in payload.validated_data:
+            store = Store.objects.filter(pk=payload.validated_data["store"],
+                                         merchant=merchant).first()
+            if store is None:
+                raise NotFound(details={"store": payload.validated_data["store"]},
+                               code="store_not_found")
+        voucher = catalog.voucher_validate(merchant=merchant, code=code,
+                                           via=Voucher.Channel.API, store=store)
         return Response(voucher_body(voucher))
 
 

@@ -203,6 +203,9 @@ class Voucher(models.Model):
     used_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
                                 blank=True, related_name="+")
     used_via = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    # Where it was accepted, when the till names its store (``voucher.redeemed`` carries it).
+    used_store = models.ForeignKey("merchants.Store", on_delete=models.PROTECT, null=True,
+                                   blank=True, related_name="+", verbose_name=_("store"))
     cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
     idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     payment = models.OneToOneField("ledger.Transaction", on_delete=models.PROTECT, null=True,
