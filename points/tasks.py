@@ -1,5 +1,6 @@
 """Celery tasks of the scheduled jobs (``CELERY_BEAT_SCHEDULE``): the daily airdrop and point
-expiry, expiry reminders, the yearly ALLY inflation, and a sweep that resumes crashed runs.
+expiry, expiry reminders, the yearly ALLY inflation, a sweep that resumes crashed runs, and
+the marking of expired vouchers.
 
 Thin: each parses its period and calls one service. Every service runs under
 ``points.jobs.job_run``, so a task delivered twice, retried, or run by two workers at once
@@ -15,6 +16,7 @@ from celery import shared_task
 from alliance.inflation import inflation_run_for_year
 
 from .airdrop import airdrop_run_for_date
+from .catalog import vouchers_expire
 from .expiry import expiry_reminders_send, points_expire_for_date
 from .jobs import JobBusy, alliance_today, jobs_unfinished
 from .models import JobRun
@@ -52,6 +54,12 @@ def mint_inflation(year: int | None = None) -> dict:
     """The ALLY inflation of ``year`` (default: the year that just ended)."""
     run = inflation_run_for_year(year=year or alliance_today().year - 1)
     return {"status": run.status, **run.counts}
+
+
+@shared_task(ignore_result=True)
+def expire_vouchers() -> int:
+    """Mark the vouchers past their date expired; returns how many. Safe to repeat."""
+    return vouchers_expire()
 
 
 _RESUME = {

@@ -315,6 +315,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 # --- Logging -----------------------------------------------------------------------------------
+    # Pages already treat a voucher past its date as expired; this marks the row so.
+    "expire-vouchers": {"task": "points.tasks.expire_vouchers", "schedule": 900.0},
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -245,6 +245,28 @@ def test_an_expired_voucher_is_refused(merchant, voucher):
     assert Voucher.objects.get(pk=voucher.pk).state == Voucher.State.EXPIRED
 
 
+def test_the_beat_schedule_marks_expired_vouchers(voucher, settings):
+    # given the beat schedule, and a voucher past its date
+    from celery import current_app
+
+    from points import tasks
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    Voucher.objects.filter(pk=voucher.pk).update(expires_at=timezone.now() - timedelta(1))
+
+    # then an entry names the voucher expiry, and every entry names a registered task
+    assert schedule["expire-vouchers"]["task"] == "points.tasks.expire_vouchers"
+    current_app.loader.import_default_modules()  # what a worker does at start
+    assert all(entry["task"] in current_app.tasks for entry in schedule.values())
+
+    # when its task runs (in-process in the test settings), twice
+    assert tasks.expire_vouchers.delay().get() == 1
+    assert tasks.expire_vouchers.delay().get() == 0
+
+    # then the voucher is marked expired
+    assert Voucher.objects.get(pk=voucher.pk).state == Voucher.State.EXPIRED
+
+
 def test_validating_needs_the_vouchers_scope(merchant, voucher):
     till = api_key_client(merchant, scopes=("holds",))
     response = till.post(f"/api/v1/vouchers/{voucher.code}/redeem")
