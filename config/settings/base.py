@@ -312,11 +312,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
                               "schedule": crontab(month_of_year=1, day_of_month=1, hour=0,
                                                   minute=30)},
     "resume-jobs": {"task": "points.tasks.resume_jobs", "schedule": 600.0},
+    # Pages already treat a voucher past its date as expired; this marks the row so.
+    "expire-vouchers": {"task": "points.tasks.expire_vouchers", "schedule": 900.0},
 }
 
 # --- Logging -----------------------------------------------------------------------------------
-    # Pages already treat a voucher past its date as expired; this marks the row so.
-    "expire-vouchers": {"task": "points.tasks.expire_vouchers", "schedule": 900.0},
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
