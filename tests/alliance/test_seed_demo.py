@@ -9,9 +9,12 @@ from django.core.management import call_command
 
 from alliance.demo import DEMO_PASSWORD
 from alliance.models import User
+from ledger.models import Checkpoint, Transaction
 from merchants.models import Merchant
+from tests.ledger.log_helpers import log_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("log_key")]
+__all__ = ["log_key"]
 
 
 def _row_counts() -> dict[str, int]:
@@ -97,3 +100,28 @@ def test_every_printed_email_login_reaches_its_section(client, who: str, page: s
     # then they are in and their section opens
     assert response.status_code == 302
     assert client.get(page).status_code == 200
+
+
+def test_the_demo_is_anchored_so_the_checkpoints_page_shows_it(client):
+    # given a seeded demo
+    _seed_json()
+
+    # then one signed checkpoint covers every transaction it posted, and the explorer shows it
+    checkpoint = Checkpoint.objects.get()
+    assert checkpoint.size == Transaction.objects.count() > 0
+    page = client.get("/explorer/checkpoints/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"/api/v1/log/checkpoints/{checkpoint.size}\">{checkpoint.size}</a>" in page
+
+    # when it is seeded again, nothing new is posted, so nothing new is anchored
+    _seed_json()
+    assert list(Checkpoint.objects.all()) == [checkpoint]
+
+
+def test_without_a_log_key_the_demo_is_seeded_unanchored(settings, tmp_path):
+    # given no signer key and none to be made (DEBUG off)
+    settings.LOG_SIGNER_KEY = ""
+    settings.LOG_SIGNER_KEY_FILE = str(tmp_path / "missing.key")
+
+    # when the demo is seeded, then it is there, with no checkpoint yet
+    assert _seed_json()["merchants"]
+    assert not Checkpoint.objects.exists()
