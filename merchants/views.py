@@ -24,6 +24,7 @@ SECTIONS = (
     Section(
         "dashboard.vouchers", gettext_lazy("Vouchers"),
         gettext_lazy("Validate a shopper's voucher by its code or QR."),
+        "dashboard_spending:vouchers",
     ),
     Section(
         "dashboard.configure", gettext_lazy("Points and rules"),

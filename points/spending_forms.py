@@ -114,10 +114,14 @@ class RedeemForm(IdempotentForm):
 
 
 class ExchangeForm(IdempotentForm):
-    source = forms.ChoiceField(label=_("Give"))
-    target = forms.ChoiceField(label=_("Receive"))
+    # The page draws the widgets by hand (not crispy): they carry Bootstrap's classes.
+    source = forms.ChoiceField(label=_("Give"),
+                               widget=forms.Select(attrs={"class": "form-select"}))
+    target = forms.ChoiceField(label=_("Receive"),
+                               widget=forms.Select(attrs={"class": "form-select"}))
     amount = forms.CharField(label=_("Points to give"), max_length=30,
-                             widget=forms.TextInput(attrs={"inputmode": "decimal"}))
+                             widget=forms.TextInput(attrs={"inputmode": "decimal",
+                                                           "class": "form-control"}))
     expected_amount_out = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, sources: list[Asset], targets: list[Asset], **kwargs):

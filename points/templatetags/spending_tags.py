@@ -21,3 +21,26 @@ def percent(part, whole) -> str:
     if not whole:
         return "0.00"
     return f"{Decimal(part) * 100 / Decimal(whole):.2f}"
+
+
+@register.simple_tag(takes_context=True)
+def can_access(context, area: str) -> bool:
+    """``{% can_access "dashboard.catalog" as can_catalog %}``: whether the requester's roles
+    reach ``area`` of ``ACCESS``, so a tab leads nowhere it would be refused."""
+    from alliance.permissions import can_access as allowed
+
+    request = context.get("request")
+    return request is not None and allowed(request, area)
+
+
+@register.filter
+def cny(value) -> str:
+    """``¥{{ quote.value_in_cny|cny }}``: yuan with two decimals, and more only where the
+    exact value has them (a quote keeps six): 3.330000 → 3.33, 9.857142 stays."""
+    if value is None or value == "":
+        return ""
+    amount = Decimal(value)
+    cents = amount.quantize(Decimal("0.01"))
+    if cents == amount:
+        return f"{cents:f}"
+    return f"{amount.normalize():f}"

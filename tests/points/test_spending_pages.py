@@ -395,3 +395,56 @@ def test_supervisors_see_who_owes_whom(merchant):
     assert_csp_clean(page)
     assert signed_in(UserFactory()).get(
         reverse("console_spending:exchange-matrix")).status_code == 403
+
+
+# --- getting there: links and what the quote says ----------------------------------------------
+
+
+def test_a_cashier_reaches_voucher_validation_from_the_dashboard(merchant):
+    # the dashboard's Vouchers card leads to the page (it said "coming soon")
+    page = signed_in(staff(merchant, "cashier")).get("/dashboard/").content.decode()
+    card = re.search(r'id="section-dashboard-vouchers".*?</section>', page, re.S)[0]
+    assert f'href="{reverse("dashboard_spending:vouchers")}"' in card
+    assert "Coming soon" not in card
+
+
+@pytest.mark.parametrize(("role", "tabs"), [
+    ("cashier", {"vouchers"}),
+    ("manager", {"vouchers", "catalog", "lotteries"}),
+    ("owner", {"vouchers", "catalog", "lotteries", "exchange"}),
+])
+def test_the_dashboards_spending_tabs_are_the_ones_the_role_may_open(merchant, role, tabs):
+    client = signed_in(staff(merchant, role))
+    page = client.get(reverse("dashboard_spending:vouchers")).content.decode()
+    nav = re.search(r'<nav[^>]*aria-label="Spending".*?</nav>', page, re.S)[0]
+    shown = {name for name in ("vouchers", "catalog", "lotteries", "exchange")
+             if f'href="{reverse(f"dashboard_spending:{name}")}"' in nav}
+    assert shown == tabs
+    for name in shown:
+        assert client.get(reverse(f"dashboard_spending:{name}")).status_code == 200
+
+
+def test_managers_reach_the_catalog_and_lotteries_from_the_earning_pages(merchant):
+    page = signed_in(staff(merchant, "manager")).get(reverse("earning:home")).content.decode()
+    assert f'href="{reverse("dashboard_spending:catalog")}"' in page
+    assert f'href="{reverse("dashboard_spending:lotteries")}"' in page
+
+
+def test_the_wallet_leads_to_the_catalog_vouchers_exchange_and_lotteries():
+    page = signed_in(UserFactory()).get(reverse("wallet:home")).content.decode()
+    for name in ("catalog", "vouchers", "exchange", "lotteries"):
+        assert f'href="{reverse(f"spending:{name}")}"' in page, name
+
+
+def test_the_quote_shows_yuan_with_cents_and_exact_fractions_only_where_they_are(merchant):
+    opt_in(merchant)
+    cake = onboard("cake", units_per_cny=Decimal("10"))
+    opt_in(cake)
+    shopper = UserFactory()
+    fund(brand(merchant), shopper, 1000)
+    fragment = signed_in(shopper).get(reverse("spending:exchange-quote"), {
+        "source": "BURGER", "target": "CAKE", "amount": "333"}).content.decode()
+    assert 'id="quote-value">¥3.33<' in fragment and "3.330000" not in fragment
+    assert "¥3.30<" in fragment and 'id="quote-rounding">¥0.03 ' in fragment
+    assert 'class="form-select"' in signed_in(shopper).get(
+        reverse("spending:exchange")).content.decode()
