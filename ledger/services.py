@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.conf import settings
+from django.db import OperationalError
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -155,6 +156,9 @@ def _prepare(legs: Sequence[Leg], occurred_at: datetime, *, event: bool = False
     return prepared
 
 
+_RACE_ATTEMPTS = 3
+
+
 def transaction_post(
     *,
     kind: str,
@@ -182,15 +186,25 @@ def transaction_post(
     arguments = {"kind": kind, "client": client, "key": idempotency_key,
                  "fingerprint": fingerprint, "metadata": metadata,
                  "occurred_at": occurred_at, "legs": prepared}
-    if post is engine.post_sql and not db_transaction.get_connection().in_atomic_block:
-        # The hot path: ledger_post() is one statement, so in autocommit it is its own
-        # transaction (deferred checks included) and costs one round trip, commit and all.
-        outcome = post(**arguments)
-    else:
-        # Inside a caller's transaction: a savepoint, so a refusal leaves the caller's work
-        # usable; the Python engine needs the transaction for its several statements.
-        with db_transaction.atomic():
-            outcome = post(**arguments)
+    for attempt in range(_RACE_ATTEMPTS):
+        try:
+            if post is engine.post_sql and not db_transaction.get_connection().in_atomic_block:
+                # The hot path: ledger_post() is one statement, so in autocommit it is its own
+                # transaction (deferred checks included) and costs one round trip, commit and
+                # all.
+                outcome = post(**arguments)
+            else:
+                # Inside a caller's transaction: a savepoint, so a refusal leaves the caller's
+                # work usable; the Python engine needs the transaction for its statements.
+                with db_transaction.atomic():
+                    outcome = post(**arguments)
+            break
+        except engine.IdempotencyRace:
+            # Another request with this key committed first, after ours had looked: ours left
+            # nothing behind, and asking again returns that transaction (or the conflict). A
+            # caller's snapshot older than that commit cannot see it: a retryable error.
+            if attempt + 1 == _RACE_ATTEMPTS:
+                raise OperationalError("idempotency key raced; retry the request") from None
     if outcome.status == "conflict":
         raise IdempotencyConflict(details={"transaction": outcome.transaction_id})
     return Posted(outcome.transaction_id, outcome.created_at, outcome.status == "replayed")

@@ -112,6 +112,9 @@ else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USES_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+# The ledger's posting call is a server-side prepared statement (ledger.engine); turn it off
+# behind a connection pooler in transaction mode that cannot keep prepared statements.
+LEDGER_PREPARED_STATEMENTS = env.bool("LEDGER_PREPARED_STATEMENTS", default=True)
 
 # --- Cache (rate limits, velocity counters) --------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

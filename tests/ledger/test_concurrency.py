@@ -95,3 +95,63 @@ def test_opposite_transfers_do_not_deadlock(engine, brand, issuance, fund):
     b.refresh_from_db()
     assert a.balance + b.balance == 2000
     assert a.balance == b.balance == 1000
+
+
+def test_a_key_racing_past_the_replay_check_gets_the_first_transaction(wallet, issuance):
+    # given a first request with the key, posted in a database transaction not yet committed
+    import threading
+
+    from django.db import connections, transaction
+
+    first_posted, let_commit = threading.Event(), threading.Event()
+    legs = [Leg(issuance, -5), Leg(wallet, 5)]
+
+    def first():
+        try:
+            with transaction.atomic():
+                posted = services.transaction_post(kind="issue", legs=legs, client="pos-2",
+                                                   idempotency_key="raced")
+                first_posted.set()
+                let_commit.wait(10)
+            return posted
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            first_posted.wait(10)
+            # ledger_post() finds no committed row for the key, then waits on the wallet's lock
+            return services.transaction_post(kind="issue", legs=legs, client="pos-2",
+                                             idempotency_key="raced")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        one, two = pool.submit(first), pool.submit(second)
+        first_posted.wait(10)
+        # when the first commits while the second waits on the wallet's lock
+        _wait_for_lock_waiter()
+        let_commit.set()
+        original, retried = one.result(20), two.result(20)
+
+    # then the second's attempt left nothing behind and it returns the first's transaction
+    assert retried.replayed and retried.transaction_id == original.transaction_id
+    wallet.refresh_from_db()
+    assert wallet.balance == 5
+    assert Transaction.objects.filter(idempotency_key="raced").count() == 1
+
+
+def _wait_for_lock_waiter(timeout: float = 10) -> None:
+    import time
+
+    from django.db import connections
+
+    deadline = time.monotonic() + timeout
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE wait_event_type = 'Lock' AND query LIKE '%%ledger_post%%'")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the second request never waited on the first's lock")
