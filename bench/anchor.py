@@ -28,59 +28,6 @@ PROOFS = 200
 POSTING_CLIENTS = 8
 
 
-def fill_journal(plan: dict, target: int) -> int:
-    """Insert purchase-shaped transactions until the journal holds ``target``; returns how many
-    were inserted. The append-only and balance triggers are skipped for the bulk load (as a
-    restore would), which needs a superuser; the rows are the same as posted ones."""
-    from django.db import connection
-
-    from ledger.models import Transaction
-
-    missing = target - Transaction.objects.count()
-    if missing <= 0:
-        return 0
-    merchants, shoppers = plan["merchants"], plan["shoppers"]
-    params = {
-        "n": missing, "shoppers": len(shoppers),
-        "s_merchant": [s[0] + 1 for s in shoppers], "s_brand": [s[1] for s in shoppers],
-        "s_sv": [s[2] for s in shoppers],
-        "m_issuance": [m["issuance"] for m in merchants], "m_sv": [m["sv"] for m in merchants],
-        "m_deposit": [m["deposit"] for m in merchants],
-        "sv_issuance": plan["sv_issuance"], "burn": plan["burn"],
-    }
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = replica")
-        cursor.execute(
-            "INSERT INTO ledger_transaction (kind, client, idempotency_key, fingerprint, "
-            "metadata, occurred_at, created_at) "
-            "SELECT 'purchase', 'bench-sql', 'sql-' || g, '', "
-            "jsonb_build_object('order_ref', 'o-sql-' || g), now(), now() "
-            "FROM generate_series(1, %(n)s) g", params,
-        )
-        cursor.execute(
-            "INSERT INTO ledger_posting (transaction_id, leg, account_id, asset_id, amount) "
-            "SELECT x.txn, x.leg, x.account, a.asset_id, x.amount FROM ("
-            "  SELECT t.id AS txn, l.leg,"
-            "    CASE l.leg WHEN 0 THEN (%(m_issuance)s::bigint[])[t.m]"
-            "      WHEN 1 THEN (%(s_brand)s::bigint[])[t.s] WHEN 2 THEN %(sv_issuance)s"
-            "      WHEN 3 THEN (%(s_sv)s::bigint[])[t.s] WHEN 4 THEN (%(m_sv)s::bigint[])[t.m]"
-            "      WHEN 5 THEN (%(m_deposit)s::bigint[])[t.m] ELSE %(burn)s END AS account,"
-            "    CASE l.leg WHEN 0 THEN -10 * t.r WHEN 1 THEN 10 * t.r WHEN 2 THEN -12 * t.r"
-            "      WHEN 3 THEN 10 * t.r WHEN 4 THEN 2 * t.r WHEN 5 THEN -t.r ELSE t.r END"
-            "      AS amount"
-            "  FROM (SELECT id, s, (%(s_merchant)s::int[])[s] AS m,"
-            "               ((id %% 500) + 1) * 100 AS r"
-            "          FROM (SELECT id, (id %% %(shoppers)s) + 1 AS s FROM ledger_transaction"
-            "                 WHERE client = 'bench-sql') ids) t"
-            "  CROSS JOIN generate_series(0, 6) AS l(leg)"
-            ") x JOIN ledger_account a ON a.id = x.account", params,
-        )
-        cursor.execute("SET session_replication_role = DEFAULT")
-        cursor.execute("ANALYZE ledger_transaction")
-        cursor.execute("ANALYZE ledger_posting")
-    return missing
-
-
 def _timed(call, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
@@ -107,7 +54,7 @@ def main() -> dict:
     from django.db import connection
     from django.test import Client
 
-    from bench.ledger_post import SECONDS, ledger_tps, setup
+    from bench.ledger_post import SECONDS, fill_journal, ledger_tps, setup
     from ledger import log_selectors, log_services, log_verification
     from ledger.models import LogLeaf, Transaction
 
