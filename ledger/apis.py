@@ -25,6 +25,8 @@ from rest_framework.views import APIView
 
 from alliance.errors import NotFound, PermissionDenied
 from alliance.permissions import Role, current_merchant, roles_of
+from merchants.api_auth import HasApiKey
+from merchants.models import ApiKey
 
 from . import log_selectors, log_services
 from .models import Checkpoint, WitnessKey
@@ -393,9 +395,10 @@ class WitnessKeyDecisionApi(APIView):
 
 class ReceiptApi(APIView):
     """``GET /api/v1/transactions/<id>/receipt``: the verifiable receipt of a transaction,
-    for its parties (``python -m ledger.verify`` checks it offline)."""
+    for its parties (``python -m ledger.verify`` checks it offline): a signed-in party, or
+    the system of a merchant that is one, with any of its API keys."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated | HasApiKey]
 
     @extend_schema(
         summary="Verifiable receipt of a transaction", tags=["log"],
@@ -410,7 +413,9 @@ class ReceiptApi(APIView):
         query = ReceiptQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         transaction = log_selectors.transaction_get(transaction_id=pk)
-        if not log_selectors.transaction_party_check(transaction=transaction, user=request.user):
+        merchant = request.auth.merchant if isinstance(request.auth, ApiKey) else None
+        if not log_selectors.transaction_party_check(transaction=transaction, user=request.user,
+                                                     merchant=merchant):
             raise PermissionDenied(details={"transaction": pk})
         receipt = log_selectors.receipt_get(
             transaction=transaction, size=query.validated_data.get("size")

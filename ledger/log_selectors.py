@@ -404,9 +404,13 @@ def transaction_get(*, transaction_id: int) -> Transaction:
     return found
 
 
-def transaction_party_check(*, transaction: Transaction, user) -> bool:
+def transaction_party_check(*, transaction: Transaction, user, merchant=None) -> bool:
     """A party of a transaction: a user holding one of its accounts, staff of a merchant
-    holding one, or alliance staff and supervisors (who may see every flow)."""
+    holding one, or alliance staff and supervisors (who may see every flow). A merchant's
+    system (its API key: ``merchant`` given, ``user`` nobody's) when the merchant holds one."""
+    if merchant is not None:
+        return Account.objects.filter(postings__transaction=transaction,
+                                      merchant=merchant).exists()
     if not user.is_authenticated or not user.is_active:
         return False
     if user.is_alliance_staff or user.is_supervisor or user.is_superuser:

@@ -366,6 +366,34 @@ def test_receipts_are_for_the_parties_only(api, anchored, kit):
         assert api.get(url).status_code == 200
 
 
+def test_a_merchants_system_fetches_the_receipts_of_its_transactions_with_its_key(
+        api, anchored, kit):
+    from merchants.services import api_key_create, api_key_revoke
+
+    # given an API key of the merchant whose points the transaction issued, and another
+    # merchant's key (any scope: a receipt moves nothing)
+    key, raw = api_key_create(merchant=kit.merchant, name="till", scopes=["purchases"])
+    _other, other_raw = api_key_create(merchant=StaffMembershipFactory().merchant,
+                                       name="till", scopes=["purchases", "vouchers"])
+    url = f"/api/v1/transactions/{anchored[1]}/receipt"
+
+    # when the party's system asks, it gets the receipt, which verifies
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    response = api.get(url)
+    assert response.status_code == 200, response.content
+    assert response.json()["format"] == "alliance-receipt/v1"
+
+    # when another merchant's system asks, it is refused in the error shape
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {other_raw}")
+    body = _error(api.get(url), 403, "permission_denied")
+    assert body["details"] == {"transaction": anchored[1]}
+
+    # and a revoked key of the party is no key at all
+    api_key_revoke(api_key=key)
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    _error(api.get(url), 401, "api_key_revoked")
+
+
 def test_a_receipt_before_anchoring_is_a_409_not_anchored_yet(api, anchored, kit):
     late = kit.issue(5)
     api.force_login(kit.shoppers[0])

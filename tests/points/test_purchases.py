@@ -266,3 +266,27 @@ def test_ten_parallel_purchases_against_three_rebates(shopper):
     assert balance("SHARED", "deposit", merchant=merchant) == 50_000
     assert balance("SV", "wallet", user=shopper) == 3 * 100_000
     assert alliance_asset("SV")  # the asset exists; balances above came from 3 purchases only
+
+
+def test_the_till_fetches_the_receipt_its_purchase_names(api, merchant, shopper, settings):
+    from ledger import log_services, note
+    from tests.points.conftest import onboard
+
+    # given a purchase recorded by the till's key, and the ledger anchored
+    settings.LOG_SIGNER_KEY, _vkey = note.generate_signer("test.example/points-log")
+    body = buy(api, shopper).json()
+    log_services.log_anchor()
+
+    # when the till follows the receipt link of the purchase with the same key
+    response = api.get(body["receipt"])
+
+    # then it gets the verifiable receipt; another merchant's till does not
+    assert response.status_code == 200, response.content
+    assert response.json()["format"] == "alliance-receipt/v1"
+    _key, raw = merchant_services.api_key_create(merchant=onboard("tea"), name="till",
+                                                 scopes=["purchases"])
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    refused = other.get(body["receipt"])
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
