@@ -1,6 +1,7 @@
 """Journeys in a real browser (Chromium through Playwright) against the live server: a
-shopper signs up with phone and email, verifies both, is credited by a purchase over the API,
-sees the wallet, switches language, and verifies a downloaded receipt on the explorer.
+shopper signs up with phone and email, verifies both, checks in for the alliance's daily task,
+is credited by a purchase over the API, sees the wallet, switches language, and verifies a
+downloaded receipt on the explorer (the spending journeys are in test_spending_journeys).
 Screenshots at phone and desktop sizes go to test-artifacts/screenshots/."""
 
 import json
@@ -15,12 +16,15 @@ from rest_framework.test import APIClient
 from alliance import sms
 from ledger import log_services
 from merchants import services as merchant_services
+from points import tasks_services
 from tests.ledger import log_helpers
-from tests.points.conftest import onboard
+from tests.points.conftest import frozen_clock, onboard
+from tests.points.task_helpers import balance, make_task
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser"),
               pytest.mark.django_db(transaction=True)]
 log_key = log_helpers.log_key  # fixture
+frozen_clock = frozen_clock  # fixture: moves the tasks' server clock, the live server's too
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "a-long-pass-phrase-2026"
@@ -34,7 +38,8 @@ def shoot(page, name: str) -> None:
         page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
 
 
-def test_a_shopper_signs_up_is_credited_and_verifies_a_receipt(page, live_server, log_key):
+def test_a_shopper_signs_up_is_credited_and_verifies_a_receipt(page, live_server, log_key,
+                                                               frozen_clock):
     url = live_server.url
     merchant = onboard("brow")
     _key, raw = merchant_services.api_key_create(merchant=merchant, name="till",
@@ -63,11 +68,43 @@ def test_a_shopper_signs_up_is_credited_and_verifies_a_receipt(page, live_server
     page.goto(url + link[link.index("/accounts/"):])
     page.locator("main form[method=post] button[type=submit]").first.click()
     page.wait_for_load_state()
-
-    # when the till records a purchase over the API
     from alliance.models import User
 
     shopper = User.objects.get(email="shopper@example.com")
+
+    # the shopper does the alliance's daily check-in on the tasks page, paid in SHARED
+    tasks_services.task_budget_fund(amount=100_000, idempotency_key="browser-task-budget")
+    task = make_task(None, name_zh="每日签到", name_en="Daily check-in", reward=500)
+    page.goto(f"{url}/")
+    page.locator("main a[href='/tasks/']").first.click()
+    page.wait_for_url(re.compile(r".*/tasks/$"))
+    card = page.locator(f"#task-{task.pk}")
+    assert "Daily check-in" in card.inner_text() and "Alliance task" in card.inner_text()
+    shoot(page, "tasks")
+    card.locator("button[type=submit]", has_text="Check in").click()
+    page.wait_for_selector(f"#task-{task.pk} .task-done")
+    assert "Done for today" in page.locator(f"#task-{task.pk}").inner_text()
+    assert balance("SHARED", user=shopper) == 500
+    shoot(page, "task-done")
+
+    # and the merchant's browse task, whose time is measured on the server, not the page
+    browse = make_task(merchant, kind="browse", name_zh="逛逛新品", name_en="See what is new",
+                       browse_seconds=20, reward=30)
+    page.reload()
+    card = page.locator(f"#task-{browse.pk}")
+    card.locator("button[type=submit]", has_text="Start browsing").click()
+    claim = page.locator(f"#task-{browse.pk} button[type=submit]", has_text="Claim reward")
+    claim.click()
+    page.wait_for_selector(f"#task-{browse.pk} .task-error")
+    assert balance("BROW", user=shopper) == 0
+    shoot(page, "task-browse-early")
+    frozen_clock.advance(21)
+    page.locator(f"#task-{browse.pk} button[type=submit]", has_text="Claim reward").click()
+    page.wait_for_selector(f"#task-{browse.pk} .task-done")
+    assert balance("BROW", user=shopper) == 30
+    shoot(page, "task-browse-done")
+
+    # when the till records a purchase over the API
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     response = api.post("/api/v1/purchases", {"member": shopper.member_code, "amount": "88.00",
