@@ -127,6 +127,8 @@ class Account(models.Model):
         HOLD = "hold", _("Hold")
         SETTLEMENT = "settlement", _("Settlement")
         AIRDROP = "airdrop", _("Airdrop pool")
+        # A merchant's imported members' points, waiting for each member to sign up and claim.
+        CLAIMS = "claims", _("Pending claims")
 
     UNBOUNDED_KINDS = frozenset({Kind.ISSUANCE, Kind.BURN, Kind.EXPIRED})
 

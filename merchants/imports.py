@@ -58,7 +58,7 @@ from ledger.services import (
 
 from .models import MemberImport, Merchant, PendingClaim
 
-CLAIMS_KIND = "claims"
+CLAIMS_KIND = Account.Kind.CLAIMS
 # The pending-claims account's lots never expire by themselves (see the module docstring).
 CLAIMS_LOT_EXPIRY = datetime(2999, 12, 31, tzinfo=UTC)
 BATCH_ROWS = 50_000

@@ -7,7 +7,7 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from alliance.models import User
 from ledger.models import Account, Lot, Transaction
@@ -27,6 +27,14 @@ from tests.merchants.helpers import _private_media, active_merchant, verified_us
 
 pytestmark = pytest.mark.django_db
 __all__ = ["_private_media"]
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The checks below read the English messages; the alliance's default language is
+    Chinese, so they must not depend on a test before them having switched it."""
+    with translation.override("en"):
+        yield
 
 PASSWORD = "a-long-pass-phrase-2026"
 
