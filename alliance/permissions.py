@@ -54,6 +54,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     "dashboard.reports": frozenset({Role.MANAGER, Role.OWNER}),
     "dashboard.staff": frozenset({Role.OWNER}),
     "dashboard.api_keys": frozenset({Role.OWNER}),
+    "dashboard.webhooks": frozenset({Role.OWNER}),
     "dashboard.deposit": frozenset({Role.OWNER}),
     "dashboard.import": frozenset({Role.OWNER}),
     # Accepting a staff invitation: whoever the invited address belongs to, once signed in.

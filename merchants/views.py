@@ -32,6 +32,21 @@ SECTIONS = (
         "earning:home",
     ),
     Section(
+        "dashboard.catalog", gettext_lazy("Catalog"),
+        gettext_lazy("Goods shoppers redeem with points: price, stock and validity."),
+        "dashboard_spending:catalog",
+    ),
+    Section(
+        "dashboard.lotteries", gettext_lazy("Lotteries"),
+        gettext_lazy("Prize draws whose every outcome shoppers can check."),
+        "dashboard_spending:lotteries",
+    ),
+    Section(
+        "dashboard.exchange", gettext_lazy("Exchange and deduction"),
+        gettext_lazy("Points exchange with other members, its daily cap, and cash deduction."),
+        "dashboard_spending:exchange",
+    ),
+    Section(
         "dashboard.reports", gettext_lazy("Reports"),
         gettext_lazy("Issued, redeemed and expired points, liability and charts."),
         "reports:home",
@@ -52,7 +67,7 @@ SECTIONS = (
         "onboarding:api-keys",
     ),
     Section(
-        "dashboard.api_keys", gettext_lazy("Webhooks"),
+        "dashboard.webhooks", gettext_lazy("Webhooks"),
         gettext_lazy("Signed event notifications to your systems, with a delivery log."),
         "webhooks:list",
     ),

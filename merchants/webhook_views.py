@@ -14,7 +14,7 @@ from alliance.permissions import access_required, current_merchant
 from . import webhooks
 from .webhook_models import WebhookDelivery, WebhookEndpoint
 
-AREA = "dashboard.api_keys"
+AREA = "dashboard.webhooks"
 
 
 class EndpointForm(forms.Form):
