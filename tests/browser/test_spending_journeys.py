@@ -165,6 +165,16 @@ def test_a_shopper_redeems_a_voucher_that_a_cashier_validates(page, browser, liv
     assert page.locator(".voucher-qr").count() == 0
     shoot(page, "voucher-used")
 
+    # in Chinese too
+    page.goto(f"{url}/vouchers/")
+    page.locator("#language-form button[value=zh-hans]").click()
+    page.wait_for_function("document.documentElement.lang === 'zh-hans'")
+    assert "我的兑换券" in page.content()
+    assert "已使用" in page.locator("#voucher-list a", has_text=voucher.display_code).inner_text()
+    shoot(page, "vouchers-used-zh")
+    page.locator("#language-form button[value=en]").click()
+    page.wait_for_function("document.documentElement.lang === 'en'")
+
 
 def test_a_shopper_exchanges_points_at_the_live_quote(page, live_server):
     url = live_server.url
