@@ -33,10 +33,14 @@ demo: $(VENV)/.runtime
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u REDIS_URL $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## browser: Debian's Chromium for the Playwright tests (Playwright cannot download its own here)
+## and a Chinese font for the zh-hans screenshots
 browser:
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium"; exit 1; }; }
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { echo "installing a Chinese font"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) \
+	  || echo "could not install a Chinese font: zh-hans screenshots will show boxes"; }
 
 ## messages: extract and compile the zh-hans and en catalogs
 messages: $(VENV)/.dev
