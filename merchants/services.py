@@ -14,6 +14,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from allauth.account.models import EmailAddress
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -323,14 +324,27 @@ class DepositStatus:
         return max(self.minimum - self.balance, 0)
 
 
-def deposit_levels() -> tuple[int, int]:
-    """(minimum, warning level) in SHARED minor units, from the parameters in force. The
-    warning level is ``deposit_warning_ratio`` above the minimum, rounded down."""
-    shared = alliance_asset("SHARED")
-    minimum = shared.to_minor(parameter_get("min_deposit_shared"))
-    warning = int((Decimal(minimum) * (1 + parameter_get("deposit_warning_ratio")))
+def deposit_levels(*, shared: Asset | None = None, parameters: dict | None = None
+                   ) -> tuple[int, int]:
+    """(minimum, warning level) in SHARED minor units, from the parameters in force (or
+    ``parameters``, as ``parameters_current`` read them). The warning level is
+    ``deposit_warning_ratio`` above the minimum, rounded down."""
+    shared = shared or alliance_asset("SHARED")
+    if parameters is None:
+        parameters = {key: parameter_get(key)
+                      for key in ("min_deposit_shared", "deposit_warning_ratio")}
+    minimum = shared.to_minor(parameters["min_deposit_shared"])
+    warning = int((Decimal(minimum) * (1 + parameters["deposit_warning_ratio"]))
                   .to_integral_value(rounding=ROUND_FLOOR))
     return minimum, warning
+
+
+def _deposit_level(balance: int, minimum: int, warning: int) -> str:
+    if balance < minimum:
+        return DepositWatch.Level.BELOW_MINIMUM
+    if balance < warning:
+        return DepositWatch.Level.WARNING
+    return DepositWatch.Level.OK
 
 
 def deposit_status(merchant: Merchant) -> DepositStatus:
@@ -341,13 +355,8 @@ def deposit_status(merchant: Merchant) -> DepositStatus:
         .values_list("kind", "balance")
     )
     balance = balances.get(Account.Kind.DEPOSIT, 0)
-    minimum, warning = deposit_levels()
-    if balance < minimum:
-        level = DepositWatch.Level.BELOW_MINIMUM
-    elif balance < warning:
-        level = DepositWatch.Level.WARNING
-    else:
-        level = DepositWatch.Level.OK
+    minimum, warning = deposit_levels(shared=shared)
+    level = _deposit_level(balance, minimum, warning)
     return DepositStatus(balance, balances.get(Account.Kind.WALLET, 0), minimum, warning, level)
 
 
@@ -359,6 +368,22 @@ def _owner_emails(merchant: Merchant) -> list[str]:
     return [email for email in StaffMembership.objects.filter(
         merchant=merchant, role=StaffMembership.Role.OWNER
     ).values_list("user__email", flat=True) if email]
+
+
+def deposit_level_watch(*, merchant: Merchant, shared: Asset, parameters: dict) -> str:
+    """``deposit_level_check`` after a purchase's burn, in one read while the level holds:
+    the deposit's balance and the level remembered, compared without a lock (as the full
+    check compares them before it locks). A changed or never remembered level runs the full
+    check, which locks, remembers, mails and alerts."""
+    row = (Account.objects.filter(asset=shared, merchant=merchant, kind=Account.Kind.DEPOSIT)
+           .annotate(watched=Subquery(DepositWatch.objects.filter(merchant=merchant)
+                                      .values("level")[:1]))
+           .values_list("balance", "watched").first())
+    if row is not None and row[1] is not None:
+        level = _deposit_level(row[0], *deposit_levels(shared=shared, parameters=parameters))
+        if level == row[1]:
+            return level
+    return deposit_level_check(merchant=merchant)
 
 
 @transaction.atomic

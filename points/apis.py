@@ -73,13 +73,19 @@ def _receipt_url(request, transaction_id: int) -> str:
     return request.build_absolute_uri(f"/api/v1/transactions/{transaction_id}/receipt")
 
 
-def purchase_body(request, purchase: Purchase) -> dict:
-    sv = alliance_asset("SV")
-    shared = alliance_asset("SHARED")
+def purchase_body(request, purchase: Purchase,
+                  assets: services.PurchaseAssets | None = None) -> dict:
+    """The purchase as the API answers it; ``assets`` (``services.purchase_assets`` of its
+    merchant) saves looking them up again."""
+    if assets is None:
+        brand, sv, shared = (services.brand_asset(purchase.merchant), alliance_asset("SV"),
+                             alliance_asset("SHARED"))
+    else:
+        brand, sv, shared = assets.brand, assets.sv, assets.shared
     return {
         "id": purchase.pk,
         "transaction": purchase.transaction_id,
-        "points": {"asset": services.brand_asset(purchase.merchant).code,
+        "points": {"asset": brand.code,
                    "amount": purchase.points},
         "share_value": {"shopper": str(sv.to_major(purchase.sv_shopper)),
                         "merchant": str(sv.to_major(purchase.sv_merchant))},
@@ -124,15 +130,16 @@ class PurchaseCreateApi(APIView):
             store = Store.objects.filter(pk=data["store"], merchant=merchant).first()
             if store is None:
                 raise NotFound(details={"store": data["store"]}, code="store_not_found")
+        assets = services.purchase_assets(merchant)
         purchase, replayed = services.purchase_record(
             merchant=merchant, shopper=shopper, amount=data["amount"],
             order_ref=data["order_ref"], idempotency_key=key,
             fingerprint=request_fingerprint(request.path, request.data),
             store=store, lines=[dict(line, amount=str(line["amount"]))
                                 for line in data.get("lines", [])],
-            occurred_at=data.get("occurred_at"),
+            occurred_at=data.get("occurred_at"), assets=assets,
         )
-        response = Response(purchase_body(request, purchase),
+        response = Response(purchase_body(request, purchase, assets),
                             status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED)
         if replayed:
             response["Idempotent-Replayed"] = "true"

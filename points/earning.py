@@ -7,7 +7,8 @@ from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import DecimalField, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from .models import EarningRule, MemberTier, Purchase
 
@@ -20,7 +21,7 @@ class Earning:
     points: int
     rule: EarningRule | None
     multiplier: Decimal
-    tier: MemberTier | None
+    tier: MemberTier | None  # looked up only when the rule has tier multipliers
     capped: bool
 
 
@@ -37,9 +38,15 @@ def trailing_spend(merchant, shopper, *, at: datetime) -> Decimal:
 
 
 def tier_for(merchant, shopper, *, at: datetime) -> MemberTier | None:
-    """The highest tier whose threshold the shopper's trailing 12-month spend reaches."""
-    spend = trailing_spend(merchant, shopper, at=at)
-    return (MemberTier.objects.filter(merchant=merchant, threshold__lte=spend)
+    """The highest tier whose threshold the shopper's trailing 12-month spend reaches (one
+    query: the spend is a subquery)."""
+    spend = (Purchase.objects.filter(merchant=merchant, shopper=shopper,
+                                     occurred_at__gt=at - timedelta(days=365),
+                                     occurred_at__lte=at)
+             .order_by().values("merchant").annotate(total=Sum("amount")).values("total"))
+    zero = Value(Decimal("0"), output_field=DecimalField(max_digits=14, decimal_places=2))
+    return (MemberTier.objects.filter(merchant=merchant,
+                                      threshold__lte=Coalesce(Subquery(spend), zero))
             .order_by("-threshold").first())
 
 
@@ -132,7 +139,9 @@ def earning_for(*, merchant, shopper, amount: Decimal, at: datetime,
                 lines: list[dict] | None = None) -> Earning:
     """Points (brand asset minor units = points, scale 0) for ``amount`` CNY, rounded down."""
     rule = active_rule(merchant)
-    tier = tier_for(merchant, shopper, at=at) if shopper is not None else None
+    # The tier matters only to a rule with tier multipliers: without them it changes nothing.
+    tiered = rule is not None and bool((rule.multipliers or {}).get("tiers"))
+    tier = tier_for(merchant, shopper, at=at) if shopper is not None and tiered else None
     categories = [line.get("category", "") for line in lines or []]
     multiplier = multiplier_for(rule, at=at, tier=tier, categories=categories)
     base = rule.base_rate if rule else DEFAULT_BASE_RATE

@@ -7,12 +7,12 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from django.db import IntegrityError
 from django.db import transaction as db_transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from alliance.errors import Conflict, DomainError, NotFound
-from alliance.parameters import parameter_get
+from alliance.parameters import parameter_get, parameters_current
 from ledger import services as ledger
 from ledger.errors import IdempotencyConflict, InsufficientBalance
 from ledger.models import Account, Asset
@@ -87,6 +87,32 @@ def brand_asset(merchant: Merchant) -> Asset:
 
 
 @dataclass(frozen=True)
+class PurchaseAssets:
+    """What a purchase moves: the merchant's brand points, SV and SHARED."""
+
+    brand: Asset
+    sv: Asset
+    shared: Asset
+
+
+def purchase_assets(merchant: Merchant) -> PurchaseAssets:
+    """The merchant's brand asset (as ``brand_asset``), SV and SHARED, in one query."""
+    brand = None
+    alliance: dict[str, Asset] = {}
+    for asset in Asset.objects.filter(Q(issuer=merchant, family=Asset.Family.BRAND)
+                                      | Q(code__in=("SV", "SHARED"), issuer__isnull=True)):
+        if asset.family == Asset.Family.BRAND:
+            brand = brand or asset  # ordered by pk: the first, as brand_asset answers
+        else:
+            alliance[asset.code] = asset
+    if brand is None:
+        raise MerchantNotBrandIssuer()
+    brand.issuer = merchant  # its issuance account names the merchant: no second look-up
+    return PurchaseAssets(brand, alliance.get("SV") or ledger.alliance_asset("SV"),
+                          alliance.get("SHARED") or ledger.alliance_asset("SHARED"))
+
+
+@dataclass(frozen=True)
 class Split:
     """What a purchase produces, in minor units (SPEC §4.1)."""
 
@@ -106,21 +132,36 @@ def split_for(*, amount: Decimal, rebate_rate: Decimal, points: int, price: Deci
     return Split(points, rebate, 10 * rebate_fen, 2 * rebate_fen, burn)
 
 
-def _accounts(merchant: Merchant, shopper, brand: Asset) -> dict[str, Account]:
-    shared, sv = ledger.alliance_asset("SHARED"), ledger.alliance_asset("SV")
-    return {
-        "brand_issuance": ledger.issuance_account(brand),
-        "brand_wallet": ledger.account_get_or_create(asset=brand, kind=Account.Kind.WALLET,
-                                                     user=shopper),
-        "sv_issuance": ledger.issuance_account(sv),
-        "sv_shopper": ledger.account_get_or_create(asset=sv, kind=Account.Kind.WALLET,
-                                                   user=shopper),
-        "sv_merchant": ledger.account_get_or_create(asset=sv, kind=Account.Kind.WALLET,
-                                                    merchant=merchant),
-        "deposit": ledger.account_get_or_create(asset=shared, kind=Account.Kind.DEPOSIT,
-                                                merchant=merchant),
-        "burn": ledger.sink_account(shared, Account.Kind.BURN),
+def _accounts(merchant: Merchant, shopper, assets: PurchaseAssets) -> dict[str, Account]:
+    """The seven accounts a purchase (or its refund) touches, read in one query; the few a
+    first purchase lacks (the shopper's wallets) are made by ``ledger.account_get_or_create``."""
+    brand, sv, shared = assets.brand, assets.sv, assets.shared
+    wanted = {
+        "brand_issuance": (brand, Account.Kind.ISSUANCE, {"merchant": brand.issuer}),
+        "brand_wallet": (brand, Account.Kind.WALLET, {"user": shopper}),
+        "sv_issuance": (sv, Account.Kind.ISSUANCE, {"merchant": sv.issuer}),
+        "sv_shopper": (sv, Account.Kind.WALLET, {"user": shopper}),
+        "sv_merchant": (sv, Account.Kind.WALLET, {"merchant": merchant}),
+        "deposit": (shared, Account.Kind.DEPOSIT, {"merchant": merchant}),
+        "burn": (shared, Account.Kind.BURN, {"merchant": shared.issuer}),
     }
+    keys = {name: (asset.pk, kind, ledger.holder_key(**holder))
+            for name, (asset, kind, holder) in wanted.items()}
+    found = {
+        (account.asset_id, account.kind, account.holder_key): account
+        for account in Account.objects.filter(
+            asset_id__in={key[0] for key in keys.values()},
+            kind__in={key[1] for key in keys.values()},
+            holder_key__in={key[2] for key in keys.values()})
+    }
+    accounts = {}
+    for name, (asset, kind, holder) in wanted.items():
+        account = found.get(keys[name])
+        if account is None:
+            account = ledger.account_get_or_create(asset=asset, kind=kind, **holder)
+        account.asset = asset
+        accounts[name] = account
+    return accounts
 
 
 def _existing_purchase(merchant: Merchant, key: str, fingerprint: str) -> Purchase | None:
@@ -144,13 +185,15 @@ def purchase_record(
     store: Store | None = None,
     lines: list[dict] | None = None,
     occurred_at: datetime | None = None,
+    assets: PurchaseAssets | None = None,
 ) -> tuple[Purchase, bool]:
     """Record a shared purchase in one ledger transaction; returns (purchase, replayed).
 
     Guards: the deposit keeps the alliance's minimum after the burn (``DepositInsufficient``,
     nothing written); the same idempotency key and request return the original purchase, a
     changed request is an ``IdempotencyConflict``; an offline till may send ``occurred_at``
-    up to 72 hours back.
+    up to 72 hours back. ``assets`` saves the look-up when the caller has them already
+    (``purchase_assets``).
     """
     amount = cny_amount(amount)
     now = timezone.now()
@@ -164,10 +207,12 @@ def purchase_record(
     if existing is not None:
         return existing, True
 
-    brand = brand_asset(merchant)
-    price = parameter_get("reference_price")
-    shared = ledger.alliance_asset("SHARED")
-    minimum = shared.to_minor(parameter_get("min_deposit_shared"))
+    assets = assets or purchase_assets(merchant)
+    shared = assets.shared
+    parameters = parameters_current()  # one query for the price, the minimum and the warning
+    price = parameters["reference_price"]
+    minimum = shared.to_minor(parameters["min_deposit_shared"])
+    accounts: dict[str, Account] = {}
     try:
         with db_transaction.atomic(durable=True):
             earning = earning_for(merchant=merchant, shopper=shopper, amount=amount,
@@ -182,7 +227,7 @@ def purchase_record(
                                    code="rule_budget_exhausted")
             split = split_for(amount=amount, rebate_rate=merchant.rebate_rate,
                               points=earning.points, price=price)
-            accounts = _accounts(merchant, shopper, brand)
+            accounts = _accounts(merchant, shopper, assets)
             legs = []
             if split.points:
                 legs += [ledger.Leg(accounts["brand_issuance"], -split.points),
@@ -221,7 +266,9 @@ def purchase_record(
                 shared_burned=split.burn,
             )
     except InsufficientBalance as exc:
-        if exc.details.get("account") == _accounts_deposit_public_id(merchant):
+        deposit = accounts.get("deposit")
+        deposit_id = deposit.public_id if deposit else _accounts_deposit_public_id(merchant)
+        if exc.details.get("account") == deposit_id:
             raise DepositInsufficient(details={"minimum": str(shared.to_major(minimum))}) from None
         raise
     except (_Replayed, IntegrityError):
@@ -231,7 +278,7 @@ def purchase_record(
             raise
         return existing, True
     if split.burn:
-        db_transaction.on_commit(lambda: _deposit_watch(merchant))
+        db_transaction.on_commit(lambda: _deposit_watch(merchant, shared, parameters))
     from .tasks_services import tasks_on_purchase  # here: tasks_services imports this module
 
     db_transaction.on_commit(lambda: tasks_on_purchase(purchase))
@@ -249,10 +296,10 @@ def _accounts_deposit_public_id(merchant: Merchant) -> str | None:
             .values_list("public_id", flat=True).first())
 
 
-def _deposit_watch(merchant: Merchant) -> None:
-    from merchants.services import deposit_level_check
+def _deposit_watch(merchant: Merchant, shared: Asset, parameters: dict) -> None:
+    from merchants.services import deposit_level_watch
 
-    deposit_level_check(merchant=merchant)
+    deposit_level_watch(merchant=merchant, shared=shared, parameters=parameters)
 
 
 # --- refunds ----------------------------------------------------------------------------------
@@ -288,7 +335,7 @@ def purchase_refund(
             for field in ("points", "sv_shopper", "sv_merchant", "shared_burned")
         }
         merchant = purchase.merchant
-        accounts = _accounts(merchant, purchase.shopper, brand_asset(merchant))
+        accounts = _accounts(merchant, purchase.shopper, purchase_assets(merchant))
         taken = {
             "points": _take(accounts["brand_wallet"], wanted["points"], absorb_shortfall),
             "sv_shopper": _take(accounts["sv_shopper"], wanted["sv_shopper"], absorb_shortfall),
