@@ -15,13 +15,17 @@ suspended or gone 403 ``merchant_inactive``, a key without the scope 403 ``insuf
 
 import hashlib
 import hmac
+import logging
 import re
+import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import caches
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -29,6 +33,7 @@ from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, User
 
 from .models import ApiKey, Merchant
 
+logger = logging.getLogger(__name__)
 KEYWORD = "Api-Key"
 KEY_PREFIX = "apk_"
 # apk_<10 hex: public prefix>_<48 hex: 192-bit secret>
@@ -141,7 +146,68 @@ def api_key_merchant(request) -> Merchant:
     return request.auth.merchant
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
+# DRF's throttles keep each caller's request times as one pickled list, read and written whole
+# on every request: two round trips and a list as long as the limit (6,000 times a minute per
+# key), and two web nodes can each read the list before the other writes it. On Redis the same
+# sliding log lives in a sorted set, trimmed, counted and appended by one script: one round
+# trip, constant traffic, atomic. Same rule as DRF: refused when the calls of the last
+# ``duration`` seconds already number the limit; a refused call is not logged.
+_SLIDING_LOG = """
+local key, now, window = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, count, oldest[2]}
+end
+redis.call('ZADD', key, now, ARGV[4])
+redis.call('PEXPIRE', key, math.ceil(window * 1000))
+return {1, count + 1, ARGV[1]}
+"""
+
+
+class SlidingLogThrottle(SimpleRateThrottle):
+    """DRF's sliding-log throttle, kept in a Redis sorted set when the cache is Redis (one
+    round trip per request); on any other cache (the embedded demo's local memory) DRF's own.
+    Redis unreachable: the call is let through, as DRF's throttles do when the cache drops
+    reads and writes."""
+
+    _wait: float | None = None
+
+    def allow_request(self, request, view):
+        backend = caches["default"]
+        if self.rate is None or not hasattr(backend, "client") or not hasattr(
+                backend.client, "get_client"):
+            return super().allow_request(request, view)
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        now = self.timer()
+        try:
+            client = backend.client.get_client(write=True)
+            allowed, count, oldest = client.register_script(_SLIDING_LOG)(
+                keys=[str(backend.make_key(f"{self.key}:log"))],
+                args=[repr(now), self.duration, self.num_requests,
+                      f"{now!r}:{secrets.token_hex(4)}"])
+        except RedisError:  # an unreachable cache must not refuse the API
+            logger.warning("rate limit not checked: the cache is unreachable", exc_info=True)
+            return True
+        if allowed:
+            return True
+        # As DRF's wait(): the time until the oldest logged call leaves the window, shared
+        # among the calls the limit would then allow.
+        available = self.num_requests - int(count) + 1
+        remaining = self.duration - (now - float(oldest)) if oldest else self.duration
+        self._wait = remaining / available if available > 0 else None
+        return False
+
+    def wait(self):
+        if self._wait is not None or not hasattr(self, "history"):
+            return self._wait
+        return super().wait()
+
+
+class ApiKeyRateThrottle(SlidingLogThrottle):
     """Rate limit per API key (``API_THROTTLE_API_KEY``): the tills of one shop share an IP."""
 
     scope = "api_key"
@@ -152,7 +218,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
 
 
-class AnonymousRateThrottle(AnonRateThrottle):
+class AnonymousRateThrottle(SlidingLogThrottle, AnonRateThrottle):
     """DRF's visitor limit per IP, except for requests signed with an API key (limited above)."""
 
     def get_cache_key(self, request, view):
@@ -161,7 +227,7 @@ class AnonymousRateThrottle(AnonRateThrottle):
         return super().get_cache_key(request, view)
 
 
-class PersonRateThrottle(UserRateThrottle):
+class PersonRateThrottle(SlidingLogThrottle, UserRateThrottle):
     """DRF's per-user limit for people; API-key requests have their own limit above."""
 
     def get_cache_key(self, request, view):

@@ -220,3 +220,33 @@ def test_each_key_has_its_own_rate_limit():
     assert codes == [200, 200, 429]
     assert _client(second).get("/probe/throttled").status_code == 200
     cache.clear()
+
+
+def test_a_throttled_key_is_told_when_to_retry_and_refusals_are_not_counted():
+    from django.core.cache import cache
+
+    # given a key at its limit of two calls a minute
+    cache.clear()
+    _, raw = api_key_create(merchant=MerchantFactory(), name="A", scopes=["purchases"])
+    assert [_client(raw).get("/probe/throttled").status_code for _ in range(2)] == [200, 200]
+
+    # when it keeps calling
+    refused = [_client(raw).get("/probe/throttled") for _ in range(3)]
+
+    # then each call is refused with the time until the oldest call leaves the minute
+    assert [r.status_code for r in refused] == [429, 429, 429]
+    assert all(0 < int(r["Retry-After"]) <= 60 for r in refused)
+    # and the refusals were not logged as calls: the log holds the two that went through
+    assert cache.client.get_client().zcard(cache.make_key(
+        f"throttle_api_key_{raw.split('_')[1]}:log")) == 2
+    cache.clear()
+
+
+def test_without_redis_the_throttle_is_drfs_own(settings):
+    # given the embedded demo's cache (local memory, no Redis)
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    _, raw = api_key_create(merchant=MerchantFactory(), name="A", scopes=["purchases"])
+
+    # when a key calls three times, then the third is throttled all the same
+    codes = [_client(raw).get("/probe/throttled").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
