@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 from django.db import transaction as db_transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -330,19 +330,21 @@ def tasks_on_purchase(purchase: Purchase) -> list[TaskCompletion]:
     """Complete the purchase and first-purchase tasks a recorded purchase qualifies for: the
     merchant's own and the alliance's. Runs after the purchase committed; a task that is full,
     closed or failing never undoes or fails the purchase."""
+    # Whether the shopper bought before (at the task's merchant, or anywhere for the
+    # alliance's tasks) comes with the tasks: one query, not one more per first-purchase task.
+    earlier = Purchase.objects.filter(shopper=purchase.shopper_id, pk__lt=purchase.pk)
     tasks = (Task.objects.select_related("merchant")
              .filter(active=True, kind__in=Task.BY_PURCHASE)
-             .filter(Q(merchant=purchase.merchant_id) | Q(merchant__isnull=True)))
+             .filter(Q(merchant=purchase.merchant_id) | Q(merchant__isnull=True))
+             .annotate(bought_here=Exists(earlier.filter(merchant=OuterRef("merchant_id"))),
+                       bought_anywhere=Exists(earlier)))
     paid = []
     for task in tasks:
         if task.min_amount is not None and purchase.amount < task.min_amount:
             continue
-        if task.kind == Task.Kind.FIRST_PURCHASE:
-            earlier = Purchase.objects.filter(shopper=purchase.shopper_id, pk__lt=purchase.pk)
-            if task.merchant_id:
-                earlier = earlier.filter(merchant=task.merchant_id)
-            if earlier.exists():
-                continue
+        if task.kind == Task.Kind.FIRST_PURCHASE and (
+                task.bought_here if task.merchant_id else task.bought_anywhere):
+            continue
         try:
             completion, replayed = _complete(
                 task=task, user=purchase.shopper, idempotency_key=f"purchase:{purchase.pk}",

@@ -19,12 +19,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # A returning shopper: the key, the member, the three assets, an earlier purchase under the
 # key, the parameters; BEGIN, the rule, the tier (its spend a subquery), the seven accounts in
 # one read, the post (SAVEPOINT, ledger_post, RELEASE), the purchase row, COMMIT; after commit
-# the deposit level (one read while it holds), the tasks, the first-purchase check, the
+# the deposit level (one read while it holds), the tasks (with the first-purchase check), the
 # webhook endpoints and the delivery row. Before this was counted: 41.
-RETURNING_SHOPPER = 19
+RETURNING_SHOPPER = 18
 # A first purchase also opens the shopper's two wallets (each in a savepoint) and pays the
 # first-purchase task (its own ledger transaction). Before: 64.
-NEW_SHOPPER = 44
+NEW_SHOPPER = 43
 
 
 @pytest.fixture
