@@ -132,11 +132,15 @@ class Account(models.Model):
 
     UNBOUNDED_KINDS = frozenset({Kind.ISSUANCE, Kind.BURN, Kind.EXPIRED})
 
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="accounts")
+    # asset and user have no single-column index: account_unique_per_holder and
+    # account_user_asset lead with them, and every index less is one write less when a
+    # balance moves without a HOT update.
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="accounts",
+                              db_index=False)
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-        related_name="ledger_accounts",
+        related_name="ledger_accounts", db_index=False,
     )
     merchant = models.ForeignKey(
         "merchants.Merchant", on_delete=models.PROTECT, null=True, blank=True,
@@ -211,10 +215,18 @@ class Transaction(models.Model):
 class Posting(models.Model):
     """One leg: a signed amount in minor units on one account (positive raises the balance)."""
 
-    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="postings")
+    # No foreign-key constraints here: the deferred ledger_posting_check() (migration 0007)
+    # checks once per transaction, at commit, that it exists and that every leg names an
+    # existing account of the leg's asset; per-row foreign-key checks cost three lookups per
+    # leg, which is most of the commit of a job's 32,000-leg transaction. No single-column
+    # indexes either: posting_leg_unique and posting_account_txn lead with those columns.
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="postings",
+                                    db_constraint=False, db_index=False)
     leg = models.PositiveSmallIntegerField()
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings",
+                                db_constraint=False, db_index=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="postings",
+                              db_constraint=False)
     amount = models.BigIntegerField()
     # For credits to lot-tracked accounts: the expiry a new lot gets when the transaction
     # carries no lots over from its debits. Kept so verify_ledger can replay lots exactly.
@@ -241,7 +253,8 @@ class Lot(models.Model):
     Credits with the same expiry merge into one lot; debits consume soonest-expiring first.
     Changed only under the lock of its account."""
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots",
+                                db_index=False)  # lot_unique_expiry leads with it
     expires_at = models.DateTimeField(_("expires at"))
     remaining = models.BigIntegerField(_("remaining (minor units)"))
 

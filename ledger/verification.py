@@ -48,14 +48,23 @@ def check_transactions_balance() -> Iterator[Problem]:
         )
         for txn_id, code, total in cursor.fetchall():
             yield Problem("balance", f"postings of {code} sum to {total}, not 0", txn_id)
+        # The journal's foreign keys are checked at commit by ledger_posting_check(), not by
+        # constraints: rows written around it are found here.
         cursor.execute(
-            "SELECT p.transaction_id, p.leg, acc.public_id FROM ledger_posting p "
-            "JOIN ledger_account acc ON acc.id = p.account_id "
-            "WHERE acc.asset_id <> p.asset_id ORDER BY p.transaction_id, p.leg"
+            "SELECT p.transaction_id, p.leg, acc.public_id, acc.id IS NULL, t.id IS NULL "
+            "FROM ledger_posting p LEFT JOIN ledger_account acc ON acc.id = p.account_id "
+            "LEFT JOIN ledger_transaction t ON t.id = p.transaction_id "
+            "WHERE acc.id IS NULL OR t.id IS NULL OR acc.asset_id <> p.asset_id "
+            "ORDER BY p.transaction_id, p.leg"
         )
-        for txn_id, leg, public_id in cursor.fetchall():
-            yield Problem("balance", f"leg {leg} names another asset than its account",
-                          txn_id, public_id)
+        for txn_id, leg, public_id, no_account, no_transaction in cursor.fetchall():
+            if no_transaction:
+                what = f"leg {leg} belongs to no transaction"
+            elif no_account:
+                what = f"leg {leg} names no account"
+            else:
+                what = f"leg {leg} names another asset than its account"
+            yield Problem("balance", what, txn_id, public_id)
         cursor.execute(
             "SELECT t.id, t.kind, COUNT(p.id) FROM ledger_transaction t "
             "LEFT JOIN ledger_posting p ON p.transaction_id = t.id "

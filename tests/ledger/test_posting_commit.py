@@ -50,3 +50,37 @@ def test_a_leg_naming_another_asset_than_its_account_fails_at_commit(wallet, iss
                      txn.pk, issuance.pk, sv.pk, txn.pk, wallet.pk, sv.pk],
                 )
     assert not Transaction.objects.filter(kind="forged").exists()
+
+
+def _insert(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO ledger_posting (transaction_id, leg, account_id, asset_id, "
+                       "amount) VALUES " + sql, params)
+
+
+def test_a_leg_added_to_a_posted_transaction_is_refused_at_once(wallet, issuance, fund):
+    # given a posted transaction (legs 0 and 1)
+    posted = fund(wallet, 10)
+    # when someone adds a balanced pair of legs to it afterwards
+    with pytest.raises(DatabaseError, match="without its leg 0"):
+        with transaction.atomic():
+            _insert("(%s, 2, %s, %s, 5), (%s, 3, %s, %s, -5)",
+                    [posted.transaction_id, wallet.pk, wallet.asset_id,
+                     posted.transaction_id, issuance.pk, issuance.asset_id])
+    # then the statement itself is refused: no leg can join a transaction after its leg 0
+    assert Transaction.objects.get(pk=posted.transaction_id).postings.count() == 2
+
+
+@pytest.mark.parametrize("missing", ["account", "transaction"])
+def test_a_posting_naming_a_missing_row_fails_at_commit(wallet, issuance, missing):
+    with pytest.raises(DatabaseError, match=r"names? no " + missing):
+        with transaction.atomic():
+            txn = Transaction.objects.create(
+                kind="forged", client="attacker", idempotency_key="z", fingerprint="0" * 64,
+                occurred_at=timezone.now(), created_at=timezone.now(),
+            )
+            txn_id = txn.pk if missing == "account" else txn.pk + 1000
+            account = 987654321 if missing == "account" else wallet.pk
+            _insert("(%s, 0, %s, %s, 100), (%s, 1, %s, %s, -100)",
+                    [txn_id, account, wallet.asset_id, txn_id, issuance.pk, issuance.asset_id])
+    assert not Transaction.objects.filter(kind="forged").exists()

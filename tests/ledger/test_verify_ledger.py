@@ -73,3 +73,22 @@ def test_changed_lot_is_named(ledger_with_history, capsys):
     code, out = _run(capsys)
     assert code != 0
     assert "lots" in out and ledger_with_history.public_id in out
+
+
+def test_a_posting_moved_to_a_missing_account_is_named(ledger_with_history, capsys):
+    # given an attacker who points a leg at an account that does not exist (the journal's
+    # foreign keys are checked at commit by a trigger, which they disable)
+    target = Posting.objects.filter(account=ledger_with_history, amount=-300).get()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE ledger_posting DISABLE TRIGGER USER")
+        try:
+            cursor.execute("UPDATE ledger_posting SET account_id = 987654321 WHERE id = %s",
+                           [target.pk])
+        finally:
+            cursor.execute("ALTER TABLE ledger_posting ENABLE TRIGGER USER")
+
+    code, out = _run(capsys)
+
+    assert code != 0
+    assert f"leg {target.leg} names no account" in out
+    assert f"transaction {target.transaction_id}" in out
