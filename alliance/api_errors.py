@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import Http404
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
@@ -38,10 +38,21 @@ def _details(detail: Any) -> Any:
 RETRY_AFTER_SECONDS = 2
 
 
+def _database_gone(exc: Exception) -> bool:
+    """The database connection failed under the request, whatever error the driver chose to
+    say it with (a connection cut during COMMIT comes out of psycopg as an InternalError)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if not isinstance(exc, DatabaseError):
+        return False
+    raw = connection.connection
+    return raw is None or bool(getattr(raw, "closed", False)) or bool(getattr(raw, "broken", False))
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
-    if isinstance(exc, OperationalError | InterfaceError):
+    if _database_gone(exc):
         # The database went away mid-request (a restart, a failover). The transaction rolled
         # back whole, so the client may safely retry with the same Idempotency-Key.
         logger.warning("database unavailable during an API request", exc_info=exc)

@@ -211,14 +211,16 @@ def transaction_post(
 
 
 def event_record(
-    *, kind: str, metadata: dict, client: str, idempotency_key: str
+    *, kind: str, metadata: dict, client: str, idempotency_key: str,
+    fingerprint: str | None = None,
 ) -> Posted:
     """Journal a decision that moves no value (an application approved, a proposal executed).
-    ``kind`` is ``event.<what>``; ``metadata`` must hold no personal data: it is public."""
+    ``kind`` is ``event.<what>``; ``metadata`` must hold no personal data: it is public.
+    ``fingerprint`` as for ``transaction_post`` (a caller's hash of its own request)."""
     if not kind.startswith(EVENT_PREFIX):
         raise LedgerInvariantError(details={"kind": f"must start with {EVENT_PREFIX!r}"})
     return transaction_post(kind=kind, legs=[], client=client, idempotency_key=idempotency_key,
-                            metadata=metadata)
+                            metadata=metadata, fingerprint=fingerprint)
 
 
 def transaction_reverse(

@@ -90,8 +90,8 @@ def purchase_body(request, purchase: Purchase,
         "share_value": {"shopper": str(sv.to_major(purchase.sv_shopper)),
                         "merchant": str(sv.to_major(purchase.sv_merchant))},
         "deposit_burned": str(shared.to_major(purchase.shared_burned)),
-        "rebate": str(purchase.rebate),
-        "refunded": str(purchase.refunded_amount),
+        "rebate": f"{purchase.rebate:.2f}",
+        "refunded": f"{purchase.refunded_amount:.2f}",
         "receipt": _receipt_url(request, purchase.transaction_id),
     }
 

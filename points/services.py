@@ -254,7 +254,8 @@ def purchase_record(
                     metadata=metadata, occurred_at=occurred_at, fingerprint=fingerprint)
             else:
                 posted = ledger.event_record(kind="event.purchase", metadata=metadata,
-                                             client=client, idempotency_key=idempotency_key)
+                                             client=client, idempotency_key=idempotency_key,
+                                             fingerprint=fingerprint)
             if posted.replayed:
                 raise _Replayed()
             purchase = Purchase.objects.create(

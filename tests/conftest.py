@@ -10,6 +10,19 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(autouse=True)
+def _english_unless_asked():
+    """Every test starts in English. The alliance's default language is Chinese, and the
+    language a request activates stays on the thread after it: without this, whichever test
+    ran before would decide the language of messages a test reads outside a request. Tests of
+    the Chinese pages ask for zh-hans themselves (Accept-Language, the language cookie or
+    translation.override)."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _clear_sms_outbox():
     from alliance import sms
 

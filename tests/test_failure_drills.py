@@ -154,3 +154,24 @@ def test_database_connections_dropped_during_a_burst():
     for check in (verification.check_transactions_balance, verification.check_account_balances,
                   verification.check_lots):
         assert not list(check())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_under_any_database_error_is_a_retryable_503():
+    # psycopg reports a connection cut during COMMIT as an InternalError, not an
+    # OperationalError: what matters is that the connection is gone
+    from django.db import InternalError
+
+    from alliance.api_errors import exception_handler
+
+    connection.ensure_connection()
+    connection.connection.close()
+    response = exception_handler(InternalError("received 2 results from command 'COMMIT'"), {})
+    assert response.status_code == 503
+    assert response.data["error"]["code"] == "database_unavailable"
+    assert response["Retry-After"]
+    connection.close()
+
+    # the same error on a healthy connection is not passed off as an outage
+    connection.ensure_connection()
+    assert exception_handler(InternalError("something else"), {}) is None

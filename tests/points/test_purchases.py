@@ -66,6 +66,18 @@ def test_same_key_same_body_answers_the_same_purchase(api, shopper):
     assert Purchase.objects.count() == 1
 
 
+def test_a_purchase_too_small_to_earn_replays_too(api, shopper):
+    # given a purchase of CNY 0.01: no points, no rebate, so the ledger records an event
+    first = buy(api, shopper, "0.01", key="till-1-small")
+    # when the till retries it with the same key and body
+    again = buy(api, shopper, "0.01", key="till-1-small")
+    # then it gets the same purchase back, amounts written with their two decimals
+    assert (first.status_code, again.status_code) == (201, 200), again.json()
+    assert again.json()["transaction"] == first.json()["transaction"]
+    assert first.json()["refunded"] == "0.00"
+    assert Purchase.objects.count() == 1
+
+
 def test_same_key_changed_body_is_a_conflict(api, shopper):
     buy(api, shopper, key="till-1-0002")
     response = buy(api, shopper, "999.00", key="till-1-0002")
