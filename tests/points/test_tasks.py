@@ -232,6 +232,7 @@ def _in_threads(count: int, work) -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.xdist_group("races")  # 30-50 connections at once
 def test_thirty_parallel_completions_of_a_daily_task_pay_once(settings):
     # given a once-a-day check-in and one shopper (whose velocity limit is out of the way)
     settings.ABUSE_LIMITS = {"task_user": (1000, 600)}
@@ -251,6 +252,7 @@ def test_thirty_parallel_completions_of_a_daily_task_pay_once(settings):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.xdist_group("races")  # 30-50 connections at once
 def test_a_budget_of_five_rewards_pays_five_across_fifty_shoppers():
     # given a task with a budget of 5 rewards and 50 shoppers
     merchant = onboard("race2", shared=0, deposit=0)
