@@ -183,7 +183,9 @@ class Transaction(models.Model):
     """One immutable journal entry. ``(client, idempotency_key)`` is unique: the same request
     twice posts once."""
 
-    kind = models.CharField(_("kind"), max_length=32, db_index=True)
+    # No index: nothing looks journal rows up by kind alone (reports reach the kind through
+    # an account's postings), and each index is one more entry written per posting call.
+    kind = models.CharField(_("kind"), max_length=32)
     client = models.CharField(
         _("client"), max_length=64,
         help_text=_("Whose idempotency keys these are: a merchant, a user or the system."),
