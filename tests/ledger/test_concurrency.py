@@ -9,6 +9,7 @@ from ledger import services
 from ledger.errors import InsufficientBalance
 from ledger.models import Hold, Lot, Transaction
 from ledger.services import Leg
+from tests.threads import connect_when_a_slot_is_free
 
 # Up to 64 connections at once: in the "races" group with the other many-connection tests, so
 # two of them never run side by side on PostgreSQL's 100 connections.
@@ -22,6 +23,7 @@ def _race(fn, count: int) -> list:
 
     def worker(i: int):
         try:
+            connect_when_a_slot_is_free()
             return fn(i)
         except Exception as exc:  # collected and asserted on by the test
             return exc

@@ -12,6 +12,7 @@ from ledger.services import Leg, account_get_or_create, issuance_account, transa
 from merchants import services as merchant_services
 from points.exchange import exchange_settings_save
 from points.spending import brand_asset
+from tests.threads import connect_when_a_slot_is_free
 
 
 def brand(merchant) -> Asset:
@@ -75,12 +76,13 @@ def race(fn, count: int, workers: int | None = None) -> list:
     barrier = threading.Barrier(workers)
 
     def worker(i: int):
-        if i < workers:
-            try:
-                barrier.wait(timeout=30)
-            except threading.BrokenBarrierError:
-                pass
         try:
+            connect_when_a_slot_is_free()  # connected before the start, so all start at once
+            if i < workers:
+                try:
+                    barrier.wait(timeout=30)
+                except threading.BrokenBarrierError:
+                    pass
             return fn(i)
         except Exception as exc:  # collected and asserted on by the test
             return exc

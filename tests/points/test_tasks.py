@@ -18,6 +18,7 @@ from points.services import purchase_record
 from tests.factories import UserFactory
 from tests.points.conftest import onboard
 from tests.points.task_helpers import balance, make_task
+from tests.threads import connect_when_a_slot_is_free
 
 pytestmark = pytest.mark.django_db
 
@@ -223,6 +224,7 @@ def test_a_merchant_cannot_edit_another_merchants_task(merchant):
 def _in_threads(count: int, work) -> list[str]:
     def one(i: int) -> str:
         try:
+            connect_when_a_slot_is_free()
             return code_of(lambda: work(i))
         finally:
             connection.close()
