@@ -1,6 +1,8 @@
 """Helpers for tests that race many connections at once on the real PostgreSQL."""
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import OperationalError, connection
 
@@ -22,3 +24,28 @@ def connect_when_a_slot_is_free(seconds: float = 20) -> None:
                 raise
             connection.close()
             time.sleep(0.05)
+
+
+def race(fn, count: int, workers: int | None = None) -> list:
+    """Run ``fn(i)`` for i in range(count) on ``workers`` threads at once (all started
+    together behind a barrier), each thread on its own database connection, closed after.
+    Returns the results, with an exception in place of the result of a call that raised."""
+    workers = min(workers or count, count)
+    barrier = threading.Barrier(workers)
+
+    def worker(i: int):
+        try:
+            connect_when_a_slot_is_free()  # connected before the start, so all start at once
+            if i < workers:
+                try:
+                    barrier.wait(timeout=30)
+                except threading.BrokenBarrierError:
+                    pass
+            return fn(i)
+        except Exception as exc:  # collected and asserted on by the test
+            return exc
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(worker, range(count)))

@@ -2,12 +2,9 @@
 members approve at the same moment; an application is approved once."""
 
 import importlib
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.apps import apps
-from django.db import connection
 
 from alliance.models import MerchantApplication, Proposal
 from alliance.services import (
@@ -27,6 +24,7 @@ from tests.merchants.helpers import (
     shared_balance,
     submitted_application,
 )
+from tests.threads import race
 
 # Several connections each: kept on one xdist worker with the other races.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("races")]
@@ -37,22 +35,6 @@ __all__ = ["_private_media"]
 def _alliance_assets():
     # Transactional tests flush every table, the migration-made SHARED/SV/ALLY included.
     importlib.import_module("ledger.migrations.0003_alliance_assets").create(apps, None)
-
-
-def race(fn, count: int) -> list:
-    barrier = threading.Barrier(count)
-
-    def worker(i: int):
-        try:
-            barrier.wait(timeout=30)
-            return fn(i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(worker, range(count)))
 
 
 def test_three_simultaneous_approvals_execute_an_allocation_once():

@@ -3,13 +3,12 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 
 from ledger import services
 from ledger.errors import InsufficientBalance
 from ledger.models import Hold, Lot, Transaction
 from ledger.services import Leg
-from tests.threads import connect_when_a_slot_is_free
+from tests.threads import race
 
 # Up to 64 connections at once: in the "races" group with the other many-connection tests, so
 # two of them never run side by side on PostgreSQL's 100 connections.
@@ -18,28 +17,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("
 THREADS = 64
 
 
-def _race(fn, count: int) -> list:
-    """Run ``fn(i)`` on ``count`` threads, each on its own database connection."""
-
-    def worker(i: int):
-        try:
-            connect_when_a_slot_is_free()
-            return fn(i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(worker, range(count)))
-
-
 def test_64_spends_against_10(engine, wallet, issuance, fund):
     # given a wallet holding 10
     fund(wallet, 10)
 
     # when 64 connections each try to spend 1
-    results = _race(lambda i: services.transaction_post(
+    results = race(lambda i: services.transaction_post(
         kind="spend", legs=[Leg(wallet, -1), Leg(issuance, 1)],
         client="race", idempotency_key=f"spend-{i}"), THREADS)
 
@@ -55,7 +38,7 @@ def test_64_spends_against_10(engine, wallet, issuance, fund):
 
 def test_64_holds_against_10(engine, wallet, issuance, fund):
     fund(wallet, 10)
-    results = _race(lambda i: services.hold_place(
+    results = race(lambda i: services.hold_place(
         wallet=wallet, amount=1, client="race", idempotency_key=f"hold-{i}"), THREADS)
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(results) - len(errors) == 10
@@ -66,7 +49,7 @@ def test_64_holds_against_10(engine, wallet, issuance, fund):
 
 
 def test_20_requests_with_one_key_post_once(engine, wallet, issuance):
-    results = _race(lambda i: services.transaction_post(
+    results = race(lambda i: services.transaction_post(
         kind="issue", legs=[Leg(issuance, -5), Leg(wallet, 5)],
         client="pos-1", idempotency_key="same-key"), 20)
     assert not [r for r in results if isinstance(r, Exception)]
@@ -93,7 +76,7 @@ def test_opposite_transfers_do_not_deadlock(engine, brand, issuance, fund):
         return services.transaction_post(kind="transfer", legs=[Leg(src, -7), Leg(dst, 7)],
                                          client="race", idempotency_key=f"t-{i}")
 
-    results = _race(pay, 40)
+    results = race(pay, 40)
     assert not [r for r in results if isinstance(r, Exception)]
     a.refresh_from_db()
     b.refresh_from_db()

@@ -1,10 +1,7 @@
 """Builders shared by the spending tests (holds, catalog, exchange, lotteries)."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-from django.db import connection
 from rest_framework.test import APIClient
 
 from ledger.models import Account, Asset
@@ -12,7 +9,7 @@ from ledger.services import Leg, account_get_or_create, issuance_account, transa
 from merchants import services as merchant_services
 from points.exchange import exchange_settings_save
 from points.spending import brand_asset
-from tests.threads import connect_when_a_slot_is_free
+from tests.threads import race  # noqa: F401  (the spending tests import it from here)
 
 
 def brand(merchant) -> Asset:
@@ -67,30 +64,6 @@ def error_code(response) -> str:
     assert set(body["error"]) == {"code", "message", "details"}, body
     assert body["error"]["message"]
     return body["error"]["code"]
-
-
-def race(fn, count: int, workers: int | None = None) -> list:
-    """Run ``fn(i)`` for i in range(count) on ``workers`` threads at once (all started
-    together behind a barrier), each thread on its own database connection, closed after."""
-    workers = min(workers or count, count)
-    barrier = threading.Barrier(workers)
-
-    def worker(i: int):
-        try:
-            connect_when_a_slot_is_free()  # connected before the start, so all start at once
-            if i < workers:
-                try:
-                    barrier.wait(timeout=30)
-                except threading.BrokenBarrierError:
-                    pass
-            return fn(i)
-        except Exception as exc:  # collected and asserted on by the test
-            return exc
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(worker, range(count)))
 
 
 def alliance_assets_restore() -> None:
