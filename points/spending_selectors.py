@@ -116,7 +116,7 @@ def merchant_voucher_get(merchant: Merchant, code: str) -> Voucher | None:
 
 def merchant_recent_validations(merchant: Merchant, limit: int = 20) -> list[Voucher]:
     return list(Voucher.objects.filter(merchant=merchant, state=Voucher.State.USED)
-                .select_related("item", "used_by").order_by("-used_at")[:limit])
+                .select_related("item", "used_by", "used_store").order_by("-used_at")[:limit])
 
 
 def voucher_qr_svg(voucher: Voucher, scale: int = 5) -> str:

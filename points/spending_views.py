@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from alliance.errors import DomainError
 from alliance.permissions import access_required, current_merchant
 from ledger.services import alliance_asset
+from merchants.models import Store
 
 from . import catalog, exchange, lottery
 from . import spending_selectors as selectors
@@ -319,10 +320,13 @@ def dashboard_catalog_edit(request: HttpRequest, item_id: int | None = None) -> 
 def dashboard_vouchers(request: HttpRequest) -> HttpResponse:
     """Validate a voucher by its code: look it up, then accept it once."""
     merchant = current_merchant(request)
+    stores = list(merchant.stores.all())
     if request.method == "POST":
         code = request.POST.get("code", "")
+        store = _chosen_store(request, stores)
         try:
-            voucher = catalog.voucher_validate(merchant=merchant, code=code, by=request.user)
+            voucher = catalog.voucher_validate(merchant=merchant, code=code, by=request.user,
+                                               store=store)
         except DomainError as exc:
             _refused(request, exc)
         else:
@@ -340,7 +344,22 @@ def dashboard_vouchers(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/spending/vouchers.html", {
         "merchant": merchant, "form": form, "voucher": voucher, "state": state,
         "recent": selectors.merchant_recent_validations(merchant),
+        "stores": stores, "store_id": request.session.get(VOUCHER_STORE_SESSION_KEY),
     })
+
+
+# The store a cashier last accepted a voucher at: the picker starts there next time.
+VOUCHER_STORE_SESSION_KEY = "voucher_store"
+
+
+def _chosen_store(request: HttpRequest, stores: list[Store]) -> Store | None:
+    """The store picked in the accept form, if it is one of the merchant's (anything else,
+    or no pick, records no store); remembered in the session for the next voucher."""
+    picked = request.POST.get("store", "")
+    store = next((s for s in stores if str(s.pk) == picked), None)
+    if store is not None:
+        request.session[VOUCHER_STORE_SESSION_KEY] = store.pk
+    return store
 
 
 # --- dashboard: exchange settings --------------------------------------------------------------

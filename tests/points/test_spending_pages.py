@@ -13,7 +13,7 @@ from alliance.permissions import ACCESS, Role
 from merchants.models import StaffMembership
 from points import catalog, exchange, lottery
 from points.models import CatalogItem, Exchange, LotteryCampaign, LotteryDraw, Voucher
-from tests.factories import UserFactory
+from tests.factories import StoreFactory, UserFactory
 
 from .conftest import onboard
 from .spending_helpers import (
@@ -333,6 +333,42 @@ def test_a_cashier_validates_a_voucher_once_by_its_code(merchant):
     assert "No voucher of yours" in other.get(url, {"code": voucher.code}).content.decode()
     assert "There is no such voucher" in other.post(
         url, {"code": voucher.code}, follow=True).content.decode()
+
+
+def test_the_cashier_names_the_store_and_the_picker_remembers_it(merchant):
+    # given a merchant with two stores and two issued vouchers
+    first_store, second_store = StoreFactory(merchant=merchant), StoreFactory(merchant=merchant)
+    foreign_store = StoreFactory(merchant=onboard("tea"))
+    item = catalog_item(merchant, price=100)
+    shopper = UserFactory()
+    fund(brand(merchant), shopper, 300)
+    vouchers = [catalog.catalog_redeem(shopper=shopper, item_id=item.pk, idempotency_key=f"s{i}")
+                for i in range(3)]
+    client = signed_in(staff(merchant, "cashier"))
+    url = reverse("dashboard_spending:vouchers")
+
+    # the accept form offers the merchant's stores, and no other merchant's
+    found = client.get(url, {"code": vouchers[0].code}).content.decode()
+    assert first_store.name in found and second_store.name in found
+    assert foreign_store.name not in found
+
+    # when the cashier accepts at the second store
+    client.post(url, {"code": vouchers[0].code, "store": second_store.pk})
+
+    # then the voucher records it, the list shows it and the picker starts there next time
+    vouchers[0].refresh_from_db()
+    assert vouchers[0].used_store == second_store
+    page = client.get(url, {"code": vouchers[1].code}).content.decode()
+    assert f'<option value="{second_store.pk}" selected>' in page
+    assert f"· {second_store.name} ·" in page
+
+    # a store of another merchant, or nonsense, records no store and is not remembered
+    client.post(url, {"code": vouchers[1].code, "store": foreign_store.pk})
+    client.post(url, {"code": vouchers[2].code, "store": "x"})
+    for voucher in vouchers[1:]:
+        voucher.refresh_from_db()
+        assert voucher.state == Voucher.State.USED and voucher.used_store is None
+    assert client.session["voucher_store"] == second_store.pk
 
 
 def test_a_manager_runs_a_lottery_from_draft_to_reveal(merchant):
