@@ -115,8 +115,12 @@ def _fingerprint(kind: str, legs: Sequence[engine.PreparedLeg], metadata: dict) 
         f'[{leg.account_id},"{leg.amount}",{_json_datetime(leg.expires_at)}]' for leg in legs
     )
     raw = (f'{{"kind":{json.dumps(kind)},"legs":[{legs_text}],"metadata":'
-           f'{json.dumps(metadata, sort_keys=True, separators=(",", ":"), default=str)}}}')
+           f'{_CANONICAL_JSON.encode(metadata)}}}')
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+# What ``json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)`` builds per call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _json_datetime(value: datetime | None) -> str:
