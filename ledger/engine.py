@@ -65,6 +65,7 @@ class Outcome:
 _SQLSTATE_INSUFFICIENT = "LB001"
 _SQLSTATE_UNBALANCED = "LB002"
 _SQLSTATE_RACE = "LB005"
+_SQLSTATE_NO_STATEMENT = b"26000"  # invalid_sql_statement_name: no such prepared statement
 
 
 _POST_SQL = ("SELECT txn_id, txn_created, outcome FROM ledger_post(%s, %s, %s, %s, %s::jsonb, %s, "
@@ -136,7 +137,8 @@ def _execute(params: list) -> tuple:
     started = time.monotonic()
     raw = db.connection
     with db.wrap_database_errors:
-        if db.in_atomic_block or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        if (db.in_atomic_block or not db.autocommit
+                or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE):
             with psycopg.Cursor(raw) as cursor:
                 cursor.execute(_POST_SQL, params, prepare=True)
                 row = cursor.fetchone()
@@ -162,10 +164,14 @@ def _execute_raw(db, raw, params: list) -> tuple:
             raise errors.error_from_result(result, encoding=raw.info.encoding)
         db._ledger_post_prepared_on = pgconn
     kind, client, key, fingerprint, metadata, occurred_at, legs = params
-    result = pgconn.exec_prepared(_POST_STATEMENT, [
-        kind.encode(), client.encode(), key.encode(), fingerprint.encode(), metadata.encode(),
-        occurred_at.isoformat().encode(), legs.encode(),
-    ])
+    values = [kind.encode(), client.encode(), key.encode(), fingerprint.encode(),
+              metadata.encode(), occurred_at.isoformat().encode(), legs.encode()]
+    result = pgconn.exec_prepared(_POST_STATEMENT, values)
+    if (result.status == pq.ExecStatus.FATAL_ERROR
+            and result.error_field(pq.DiagnosticField.SQLSTATE) == _SQLSTATE_NO_STATEMENT):
+        # The session forgot it (DISCARD ALL, DEALLOCATE ALL): prepare it again, once.
+        db._ledger_post_prepared_on = None
+        return _execute_raw(db, raw, params)
     if result.status != pq.ExecStatus.TUPLES_OK:
         raise errors.error_from_result(result, encoding=raw.info.encoding)
     # Read by hand: a bigint, a timestamptz in ISO form (PostgreSQL's default DateStyle, and

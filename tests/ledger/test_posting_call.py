@@ -146,3 +146,34 @@ def test_a_debit_of_lots_runs_the_queue_from_sql(wallet, issuance, fund):
     assert dict(Lot.objects.filter(account=hold).values_list("expires_at", "remaining")) == {
         soon: 5, later: 3}
     assert Lot.objects.get(account=wallet, expires_at=later).remaining == 4
+
+
+def test_a_session_that_forgot_its_prepared_statements_prepares_the_call_again(wallet,
+                                                                              issuance):
+    # given a connection that prepared the call, then dropped every prepared statement
+    services.transaction_post(kind="issue", legs=[Leg(issuance, -1), Leg(wallet, 1)],
+                              client="till", idempotency_key="p1")
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    # when the next transaction is posted on it
+    posted = services.transaction_post(kind="issue", legs=[Leg(issuance, -2), Leg(wallet, 2)],
+                                       client="till", idempotency_key="p2")
+    # then it is posted all the same
+    assert not posted.replayed
+    assert Account.objects.get(pk=wallet.pk).balance == 3
+
+
+def test_outside_atomic_with_autocommit_off_the_call_joins_the_open_transaction(wallet,
+                                                                              issuance):
+    # given a connection whose autocommit was turned off by hand, outside any atomic block
+    connection.set_autocommit(False)
+    try:
+        services.transaction_post(kind="issue", legs=[Leg(issuance, -4), Leg(wallet, 4)],
+                                  client="till", idempotency_key="a1")
+        # when the caller rolls back instead of committing
+        connection.rollback()
+    finally:
+        connection.set_autocommit(True)
+    # then nothing was posted: the call did not commit by itself
+    assert not Transaction.objects.filter(client="till", idempotency_key="a1").exists()
+    assert Account.objects.get(pk=wallet.pk).balance == 0
