@@ -9,6 +9,11 @@ client at 8 clients, so neither side is throttled by a single hot row). Before t
 starts, the journal is given ``BENCH_HISTORY`` (200,000) transactions of the same shape and
 analysed, as pgbench's own initialisation does with its tables.
 
+Besides the throughputs, each point prints the CPU time one transaction cost the clients (their
+processes' ``time.process_time``) and the server (their backends' user and system time, read
+from ``/proc`` when the server runs on this machine and this user may read it): on a machine
+shared with other work, throughput swings with the neighbours, CPU per transaction much less.
+
 Run: ``python -m bench.ledger_post`` (``make bench`` runs it with the others).
 """
 
@@ -154,6 +159,16 @@ def fill_journal(plan: dict, target: int) -> int:
     return missing
 
 
+def _backend_cpu(pid: int) -> float | None:
+    """Seconds of CPU the server process ``pid`` has used, or None where /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def client(seconds: float, plan: dict, seed: str, results, start) -> None:
     from django.db import connection
 
@@ -168,7 +183,11 @@ def client(seconds: float, plan: dict, seed: str, results, start) -> None:
     )
     rng = random.Random(seed)
     count = 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
     start.wait()  # every client has loaded its accounts: the clock starts for all at once
+    server_before, client_before = _backend_cpu(backend), time.process_time()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         merchant_index, brand_wallet, sv_wallet = rng.choice(plan["shoppers"])
@@ -188,11 +207,16 @@ def client(seconds: float, plan: dict, seed: str, results, start) -> None:
                                   idempotency_key=f"{seed}-{count}",
                                   metadata={"order_ref": f"o-{seed}-{count}"})
         count += 1
+    client_cpu = time.process_time() - client_before
+    server_after = _backend_cpu(backend)
+    server_cpu = None if server_before is None or server_after is None else (
+        server_after - server_before)
     assert Account  # imported so the app registry is warm before the clock starts
-    results.put(count)
+    results.put((count, client_cpu, server_cpu))
 
 
-def ledger_tps(clients: int, plan: dict) -> float:
+def ledger_tps(clients: int, plan: dict) -> tuple[float, float, float | None]:
+    """Transactions per second, and the client and server CPU milliseconds per transaction."""
     ctx = mp.get_context("fork")
     results = ctx.Queue()
     start = ctx.Barrier(clients)
@@ -205,10 +229,14 @@ def ledger_tps(clients: int, plan: dict) -> float:
              for i in range(clients)]
     for proc in procs:
         proc.start()
-    total = sum(results.get() for _ in procs)
+    outcomes = [results.get() for _ in procs]
     for proc in procs:
         proc.join()
-    return total / SECONDS
+    total = sum(count for count, _client, _server in outcomes)
+    client_ms = 1000 * sum(cpu for _count, cpu, _server in outcomes) / total
+    server = [cpu for _count, _client, cpu in outcomes]
+    server_ms = None if None in server else 1000 * sum(server) / total
+    return total / SECONDS, client_ms, server_ms
 
 
 def main() -> dict:
@@ -219,10 +247,11 @@ def main() -> dict:
     pgbench_init("bench_pgbench", scale=8)
     rows = []
     for clients in CLIENTS:
-        ours = ledger_tps(clients, plan)
+        ours, client_ms, server_ms = ledger_tps(clients, plan)
         theirs = pgbench_tps(clients, SECONDS, "bench_pgbench", scale=8)
         rows.append({"clients": clients, "ledger_tps": round(ours), "pgbench_tps": round(theirs),
-                     "ratio": round(ours / theirs, 2)})
+                     "ratio": round(ours / theirs, 2), "client_cpu_ms": round(client_ms, 3),
+                     "server_cpu_ms": None if server_ms is None else round(server_ms, 3)})
     from ledger import verification
 
     # The benchmark's ledger must still be consistent (the log is not anchored here).
@@ -231,10 +260,12 @@ def main() -> dict:
         assert not problems, problems[:5]
     print(f"\nledger_post ({SECONDS}s per point, purchase-shaped 7-leg transactions, "
           f"on a journal of {HISTORY:,} transactions before the first point)")
-    print(f"{'clients':>7} {'ledger tx/s':>12} {'pgbench tps':>12} {'ratio':>6}")
+    print(f"{'clients':>7} {'ledger tx/s':>12} {'pgbench tps':>12} {'ratio':>6} "
+          f"{'client CPU ms/tx':>17} {'server CPU ms/tx':>17}")
     for row in rows:
+        server = "n/a" if row["server_cpu_ms"] is None else f"{row['server_cpu_ms']:.3f}"
         print(f"{row['clients']:>7} {row['ledger_tps']:>12} {row['pgbench_tps']:>12} "
-              f"{row['ratio']:>6}")
+              f"{row['ratio']:>6} {row['client_cpu_ms']:>17.3f} {server:>17}")
     return {"ledger_post": rows}
 
 
