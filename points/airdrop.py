@@ -187,8 +187,10 @@ def _wallets_open_sql(shared, sv, only_ids_sql: str = "", params: dict | None = 
 # One statement, so one consistent view of every SV balance. It carries ids and integers
 # (and the public ids the digest needs) through one sort, by account id, which numbers the
 # holders; the total is an aggregate of its own, not a window that would buffer every row.
-# ``floor_part`` and ``rem`` are exact (numeric products) and fit a bigint (rem < total SV);
-# the units left over go to the ``leftover`` largest remainders, ties to the lower seq.
+# ``floor_part`` and ``rem`` are exact (numeric products) and fit a bigint (floor_part <= D,
+# rem < total SV, and a total beyond a bigint fails the statement rather than round);
+# the D - sum(floor_part) units left over go one each to the largest remainders, ties to the
+# lower seq.
 _FREEZE = """
 WITH holders AS MATERIALIZED (
     SELECT sv.id AS sv_id, w.id AS w_id, sv.balance AS sv, sv.public_id AS sv_pub,
