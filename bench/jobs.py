@@ -20,7 +20,8 @@ In one scratch database (``bench_jobs``), one run:
 
 For each job: wall time, the Python process's peak memory (tracemalloc), and on the server
 the backend's peak resident memory (``VmHWM``, reset before each job; it counts the shared
-buffers the backend touched) and the bytes it spilled to temporary files.
+buffers the backend touched), the bytes it spilled to temporary files and the WAL written
+while it ran (with PostgreSQL's defaults, much of it full-page images).
 
 Run: ``python -m bench.jobs`` (``BENCH_JOBS_HOLDERS`` to change the size).
 """
@@ -183,11 +184,21 @@ def _temp_bytes() -> int:
     return _scalar("SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()")
 
 
+def _wal_lsn() -> str:
+    return _scalar("SELECT pg_current_wal_insert_lsn()::text")
+
+
+def _wal_mb(since: str) -> float:
+    return _scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)",
+                   [since]) / 2**20
+
+
 def measure(name: str, job) -> dict:
     pid = _backend_pid()
     _sql("CHECKPOINT")
     _reset_peak(pid)
     temp_before = _temp_bytes()
+    wal_before = _wal_lsn()
     tracemalloc.start()
     started = time.perf_counter()
     run = job()
@@ -199,6 +210,7 @@ def measure(name: str, job) -> dict:
     result = {"s": seconds, "python_peak_mb": python_peak / 2**20,
               "pg_peak_rss_mb": _peak_mb(pid),
               "pg_temp_mb": (_temp_bytes() - temp_before) / 2**20,
+              "wal_mb": _wal_mb(wal_before),
               "status": run.status, "counts": run.counts}
     assert run.status == "done", (name, run.status, run.error)
     return result
@@ -254,11 +266,16 @@ def main() -> dict:
     print(f"  reference: INSERT ... SELECT of {HOLDERS:,} rows          {plain:7.1f} s")
     print(f"  reference: the same into a ledger_posting-shaped table "
           f"{ref['postings_shaped_s']:7.1f} s")
+    shaped = ref["postings_shaped_s"]
     for name, figures in jobs.items():
-        print(f"  {name:36} {figures['s']:7.1f} s  {figures['s'] / plain:5.1f}x reference  "
+        print(f"  {name:36} {figures['s']:7.1f} s  {figures['s'] / plain:5.1f}x reference "
+              f"({figures['s'] / shaped:4.1f}x posting-shaped)  "
               f"python peak {figures['python_peak_mb']:.1f} MB, "
               f"server backend peak {figures['pg_peak_rss_mb'] or 0:.0f} MB, "
-              f"temp {figures['pg_temp_mb']:.0f} MB")
+              f"temp {figures['pg_temp_mb']:.0f} MB, WAL {figures['wal_mb']:.0f} MB")
+    met = all(f["s"] <= 5 * plain and f["s"] < 60 for f in jobs.values())
+    print(f"  goal (each job within 5x the plain reference and under 60 s): "
+          f"{'met' if met else 'not met'}")
     print(f"  airdrop_verify (day 2)               {verify_s:7.1f} s")
     print(f"  verify_ledger balances and lots      {ledger_s:7.1f} s")
     print(f"  process peak RSS (whole run)         "

@@ -3,16 +3,19 @@ holders in proportion to their SV; each recipient's SV falls by the CNY value re
 
 How a run goes (``airdrop_run_for_date``, under ``points.jobs.job_run``):
 
-1. Freeze: every SV holder gets a SHARED wallet (created set-based where missing), then one
-   statement reads the SV wallets (one consistent snapshot), computes the split and writes
-   the snapshot with each holder's share (``AirdropShare``) and its SHA-256 (``Airdrop``).
-   The parameters in force at that moment (D, the reference price) are frozen with it.
+1. Freeze: every SV holder gets a SHARED wallet (opened by one statement where missing), then
+   one statement reads the SV wallets (one consistent snapshot), computes the split and
+   writes the snapshot with each holder's share (``AirdropShare``) and its SHA-256
+   (``Airdrop``). The parameters in force at that moment (D, the reference price) are frozen
+   with it.
 2. Post: the holders, in snapshot order, in chunks of ``CHUNK_HOLDERS`` (a transaction holds
    at most 32,768 legs), each chunk one ledger transaction under the key
-   ``airdrop:<date>:<chunk>`` posted set-based by ``ledger.bulk.bulk_post``: SHARED from the
-   SHARED issuance to each holder's SHARED wallet, SV from each holder's SV wallet back to
-   the SV issuance. The chunk and its progress commit together; a rerun after a crash
-   skips the chunks whose key exists, so the day ends exactly as an uninterrupted run.
+   ``airdrop:<date>:<chunk>``: SHARED from the SHARED issuance to each holder's SHARED
+   wallet, SV from each holder's SV wallet back to the SV issuance. The chunks are posted
+   set-based by ``ledger.bulk.bulk_post_many``, a batch of consecutive chunks (about
+   ``settings.POINTS_JOBS_BATCH`` holders) per database transaction, which commits with the
+   run's progress; a rerun after a crash skips the chunks whose key exists, so the day ends
+   exactly as an uninterrupted run.
 
 The arithmetic (``points.allocation``), in integer minor units:
 
@@ -27,11 +30,13 @@ path through the same allocation functions and ``transaction_post``, with the sa
 """
 
 import hashlib
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 from django.db import transaction as db_transaction
 from django.utils.translation import gettext_lazy as _
@@ -57,8 +62,12 @@ class AirdropInFuture(DomainError):
     default_message = _("An airdrop cannot run for a day that has not begun.")
 
 
-def airdrop_run_for_date(*, day: date, chunk_holders: int = CHUNK_HOLDERS) -> JobRun:
+def airdrop_run_for_date(*, day: date, chunk_holders: int = CHUNK_HOLDERS,
+                         batch_holders: int | None = None) -> JobRun:
     """Run the airdrop of ``day`` once (a done day returns at once; a crashed one resumes).
+
+    ``chunk_holders`` holders make one ledger transaction; about ``batch_holders`` (default
+    ``settings.POINTS_JOBS_BATCH``, at least one chunk) commit together.
 
     Guards: the parts sum to exactly D; no SV goes below zero; one run per date
     (``JobRun`` and the chunks' idempotency keys)."""
@@ -66,11 +75,12 @@ def airdrop_run_for_date(*, day: date, chunk_holders: int = CHUNK_HOLDERS) -> Jo
         raise AirdropInFuture(details={"date": day.isoformat()})
     if not 1 <= chunk_holders <= (bulk.MAX_LEGS - 2) // 2:
         raise ValueError("chunk_holders out of range")
+    batch_holders = batch_holders or settings.POINTS_JOBS_BATCH
     return job_run(job=JobRun.Job.AIRDROP, period=day.isoformat(),
-                   work=lambda run: _airdrop(run, day, chunk_holders))
+                   work=lambda run: _airdrop(run, day, chunk_holders, batch_holders))
 
 
-def _airdrop(run: JobRun, day: date, chunk_holders: int) -> dict:
+def _airdrop(run: JobRun, day: date, chunk_holders: int, batch_holders: int) -> dict:
     airdrop = Airdrop.objects.filter(date=day).first() or _freeze(day, chunk_holders)
     progress_total(run, airdrop.holders, holders=airdrop.holders, chunks=airdrop.chunks,
                    snapshot_sha256=airdrop.snapshot_sha256)
@@ -78,16 +88,30 @@ def _airdrop(run: JobRun, day: date, chunk_holders: int) -> dict:
     # Only to skip work: the unique key is what makes each chunk post once.
     posted = set(Transaction.objects.filter(client=ledger.SYSTEM_CLIENT, idempotency_key__in=keys)
                  .values_list("idempotency_key", flat=True))
-    post = _post_chunk_sql if set_based() else _post_chunk_python
-    for chunk, key in enumerate(keys):
-        if key in posted:
-            continue
+    pending = [chunk for chunk, key in enumerate(keys) if key not in posted]
+    if set_based():
+        batches = _batches(pending, max(1, batch_holders // airdrop.chunk_size))
+        post = _post_batch_sql
+    else:
+        batches, post = [[chunk] for chunk in pending], _post_batch_python
+    for chunks in batches:
         with db_transaction.atomic(durable=True):
-            holders, shared, sv, transactions = post(airdrop, chunk)
+            holders, shared, sv, transactions = post(airdrop, chunks)
             progress_step(run, holders, shared_paid=shared, sv_removed=sv,
                           transactions=transactions)
     run.refresh_from_db()
     return {**run.counts, "amount": airdrop.amount}
+
+
+def _batches(chunks: list[int], size: int) -> list[list[int]]:
+    """``chunks`` (ascending) in runs of at most ``size`` consecutive chunk numbers."""
+    batches: list[list[int]] = []
+    for chunk in chunks:
+        if batches and len(batches[-1]) < size and batches[-1][-1] == chunk - 1:
+            batches[-1].append(chunk)
+        else:
+            batches.append([chunk])
+    return batches
 
 
 # --- freezing the snapshot --------------------------------------------------------------------
@@ -120,16 +144,25 @@ def _freeze(day: date, chunk_holders: int) -> Airdrop:
             holders, total, digest = _freeze_sql(airdrop, shared, sv)
         else:
             holders, total, digest = _freeze_python(airdrop, shared, sv)
+        if set_based():
+            # The batches read the snapshot by ranges of it: plans made without statistics
+            # of a million fresh rows would guess a few.
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE points_airdropshare")
         airdrop.holders, airdrop.total_sv, airdrop.snapshot_sha256 = holders, total, digest
         airdrop.chunks = -(-holders // chunk_holders) if amount else 0
         airdrop.save(update_fields=["holders", "total_sv", "snapshot_sha256", "chunks"])
     return airdrop
 
 
+# Public ids as ``new_public_id`` makes them (64 unpredictable bits), from a keyed hash of the
+# account's holder under a key drawn for this statement and then forgotten: one
+# gen_random_uuid() per row costs 2 µs of kernel randomness, 2 s of the first airdrop.
 _OPEN_WALLETS = """
 INSERT INTO ledger_account (kind, holder_key, public_id, bounded, tracks_lots, balance,
                             created_at, user_id, merchant_id, asset_id)
-SELECT 'wallet', sv.holder_key, 'ac_' || substr(md5(gen_random_uuid()::text), 1, 16), true,
+SELECT 'wallet', sv.holder_key,
+       'ac_' || substr(encode(sha256(%(key)s::bytea || int8send(sv.id)), 'hex'), 1, 16), true,
        %(lots)s, 0, now(), sv.user_id, sv.merchant_id, %(shared)s
   FROM ledger_account sv
  WHERE sv.asset_id = %(sv)s AND sv.kind = 'wallet' AND sv.balance > 0 {only}
@@ -146,55 +179,56 @@ def _wallets_open_sql(shared, sv, only_ids_sql: str = "", params: dict | None = 
     only = f"AND sv.id IN ({only_ids_sql})" if only_ids_sql else ""
     with connection.cursor() as cursor:
         cursor.execute(_OPEN_WALLETS.format(only=only),
-                       {"lots": shared.expires, "shared": shared.pk, "sv": sv.pk,
-                        **(params or {})})
+                       {"key": secrets.token_bytes(32), "lots": shared.expires,
+                        "shared": shared.pk, "sv": sv.pk, **(params or {})})
         return cursor.rowcount
 
 
-# One statement, so one consistent view of every SV balance. Window functions compute the
-# largest-remainder split: ``floor_part`` and ``rem`` per holder, the units left over from
-# the sum of floors, and each holder's rank by (remainder desc, snapshot position).
+# One statement, so one consistent view of every SV balance. It carries ids and integers
+# (and the public ids the digest needs) through one sort, by account id, which numbers the
+# holders; the total is an aggregate of its own, not a window that would buffer every row.
+# ``floor_part`` and ``rem`` are exact (numeric products) and fit a bigint (floor_part <= D,
+# rem < total SV, and a total beyond a bigint fails the statement rather than round);
+# the D - sum(floor_part) units left over go one each to the largest remainders, ties to the
+# lower seq.
 _FREEZE = """
 WITH holders AS MATERIALIZED (
-    SELECT sv.id AS sv_id, w.id AS w_id, sv.public_id AS sv_pub, w.public_id AS w_pub,
-           sv.balance AS sv
+    SELECT sv.id AS sv_id, w.id AS w_id, sv.balance AS sv, sv.public_id AS sv_pub,
+           w.public_id AS w_pub
       FROM ledger_account sv
       LEFT JOIN ledger_account w
              ON w.asset_id = %(shared)s AND w.kind = 'wallet' AND w.holder_key = sv.holder_key
      WHERE sv.asset_id = %(sv)s AND sv.kind = 'wallet' AND sv.balance > 0
 ),
-numbered AS (
-    SELECT h.*, row_number() OVER (ORDER BY h.sv_id) - 1 AS seq,
-           sum(h.sv) OVER () AS total
-      FROM holders h
+total AS (
+    SELECT sum(sv) AS total FROM holders
 ),
-base AS (
-    SELECT n.*, div(%(amount)s::numeric * n.sv, n.total) AS floor_part,
-           mod(%(amount)s::numeric * n.sv, n.total) AS rem
-      FROM numbered n
+base AS MATERIALIZED (
+    SELECT row_number() OVER (ORDER BY h.sv_id) - 1 AS seq, h.sv_id, h.w_id, h.sv,
+           h.sv_pub, h.w_pub,
+           div(%(amount)s::numeric * h.sv, t.total)::bigint AS floor_part,
+           mod(%(amount)s::numeric * h.sv, t.total)::bigint AS rem
+      FROM holders h CROSS JOIN total t
 ),
-ranked AS (
-    SELECT b.*, %(amount)s - sum(b.floor_part) OVER () AS leftover,
-           row_number() OVER (ORDER BY b.rem DESC, b.seq) AS rank
-      FROM base b
-),
-shares AS (
-    SELECT r.seq, r.sv_id, r.w_id, r.sv_pub, r.w_pub, r.sv,
-           (r.floor_part + CASE WHEN r.rank <= r.leftover THEN 1 ELSE 0 END)::bigint AS part
-      FROM ranked r
+extra AS (
+    SELECT b.seq FROM base b ORDER BY b.rem DESC, b.seq
+     LIMIT (SELECT %(amount)s - sum(floor_part) FROM base)
 ),
 written AS (
     INSERT INTO points_airdropshare (airdrop_id, seq, sv_account_id, shared_account_id, sv,
                                      part, cut)
-    SELECT %(airdrop)s, s.seq, s.sv_id, s.w_id, s.sv, s.part,
-           least(s.sv, round(s.part * %(factor)s::numeric))::bigint
-      FROM shares s
+    SELECT %(airdrop)s, b.seq, b.sv_id, b.w_id, b.sv, p.part,
+           least(b.sv, round(p.part * %(factor)s::numeric))::bigint
+      FROM base b
+      LEFT JOIN extra e ON e.seq = b.seq
+     CROSS JOIN LATERAL (SELECT b.floor_part + CASE WHEN e.seq IS NULL THEN 0 ELSE 1 END
+                                AS part) p
 )
-SELECT count(*), coalesce(sum(s.sv), 0), count(*) FILTER (WHERE s.w_id IS NULL),
+SELECT count(*), coalesce(sum(b.sv), 0), count(*) FILTER (WHERE b.w_id IS NULL),
        encode(sha256(convert_to(coalesce(string_agg(
-           s.sv_pub || ' ' || s.w_pub || ' ' || s.sv || E'\\n', '' ORDER BY s.seq), ''),
+           b.sv_pub || ' ' || b.w_pub || ' ' || b.sv || E'\\n', '' ORDER BY b.seq), ''),
            'UTF8')), 'hex')
-  FROM shares s
+  FROM base b
 """
 
 _DIGEST = """
@@ -210,9 +244,9 @@ SELECT encode(sha256(convert_to(coalesce(string_agg(
 
 def _freeze_sql(airdrop: Airdrop, shared, sv) -> tuple[int, int, str]:
     with connection.cursor() as cursor:
-        # The windows and sorts of a million holders: room enough to spill little, with
-        # four such nodes in the plan still well under a gigabyte.
-        cursor.execute("SET LOCAL work_mem = '64MB'")
+        # The sorts of a million holders in memory: spilled, they cost more than the rest.
+        cursor.execute(f"SET LOCAL work_mem = '{bulk.BATCH_WORK_MEM}'")
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(_FREEZE, {"shared": shared.pk, "sv": sv.pk, "amount": airdrop.amount,
                                  "airdrop": airdrop.pk, "factor": airdrop.sv_per_shared})
         holders, total, walletless, digest = cursor.fetchone()
@@ -282,8 +316,9 @@ def _bounds(airdrop: Airdrop, chunk: int) -> tuple[int, int]:
     return low, min(low + airdrop.chunk_size, airdrop.holders)
 
 
-# The wallets the chunk will post to: those of holders with a part (the rest get no legs).
-_CHUNK_ACCOUNTS = """
+# The wallets a batch of chunks will post to: those of holders with a part (the rest get no
+# legs).
+_BATCH_ACCOUNTS = """
 SELECT sv_account_id FROM points_airdropshare
  WHERE airdrop_id = %(airdrop)s AND seq >= %(low)s AND seq < %(high)s AND part > 0
 UNION ALL
@@ -291,55 +326,66 @@ SELECT shared_account_id FROM points_airdropshare
  WHERE airdrop_id = %(airdrop)s AND seq >= %(low)s AND seq < %(high)s AND part > 0
 """
 
-# Read under the chunk's locks: the cut is capped at the SV the holder has now (a refund may
-# have taken some since the snapshot).
-_CHUNK_LEGS = """
+# Read under the batch's locks (``ledger_bulk_locked`` holds each SV wallet's balance as
+# locked): the cut is capped at the SV the holder has now (a refund may have taken some since
+# the snapshot). ``txn`` is the chunk's place in the batch.
+_BATCH_LEGS = """
 WITH c AS MATERIALIZED (
-    SELECT s.seq, s.sv_account_id, s.shared_account_id, s.part,
-           least(s.cut, a.balance) AS cut
+    SELECT (s.seq / %(size)s - %(first)s)::int AS txn, s.seq, s.sv_account_id,
+           s.shared_account_id, s.part, least(s.cut, coalesce(k.balance, 0)) AS cut
       FROM points_airdropshare s
-     CROSS JOIN LATERAL (SELECT x.balance FROM ledger_account x
-                          WHERE x.id = s.sv_account_id LIMIT 1) a
+      LEFT JOIN ledger_bulk_locked k ON k.id = s.sv_account_id
      WHERE s.airdrop_id = %(airdrop)s AND s.seq >= %(low)s AND s.seq < %(high)s
+       AND s.part > 0
 )
-SELECT -2 AS ord, %(shared_issuance)s AS account_id, -sum(part) AS amount,
-       NULL::timestamptz AS expires_at FROM c HAVING sum(part) > 0
+SELECT txn, -2 AS ord, %(shared_issuance)s AS account_id, -sum(part) AS amount,
+       NULL::timestamptz AS expires_at FROM c GROUP BY txn
 UNION ALL
-SELECT -1, %(sv_issuance)s, sum(cut), NULL FROM c HAVING sum(cut) > 0
+SELECT txn, -1, %(sv_issuance)s, sum(cut), NULL FROM c GROUP BY txn HAVING sum(cut) > 0
 UNION ALL
-SELECT 2 * seq, shared_account_id, part, NULL FROM c WHERE part > 0
+SELECT txn, 2 * seq, shared_account_id, part, NULL FROM c
 UNION ALL
-SELECT 2 * seq + 1, sv_account_id, -cut, NULL FROM c WHERE cut > 0
+SELECT txn, 2 * seq + 1, sv_account_id, -cut, NULL FROM c WHERE cut > 0
 """
 
 
-def _post_chunk_sql(airdrop: Airdrop, chunk: int) -> tuple[int, int, int, int]:
-    """Returns (holders in the chunk, SHARED posted, SV removed, transactions posted)."""
-    low, high = _bounds(airdrop, chunk)
-    params = {"airdrop": airdrop.pk, "low": low, "high": high}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(part), 0) FROM points_airdropshare "
-            "WHERE airdrop_id = %(airdrop)s AND seq >= %(low)s AND seq < %(high)s", params)
-        (shared_total,) = cursor.fetchone()
-    if not shared_total:
-        return high - low, 0, 0, 0
+def _post_batch_sql(airdrop: Airdrop, chunks: list[int]) -> tuple[int, int, int, int]:
+    """Post consecutive ``chunks``, one transaction each; returns (holders done, SHARED
+    posted, SV removed, transactions posted). A chunk with nothing to pay posts nothing."""
+    low, high = _bounds(airdrop, chunks[0])[0], _bounds(airdrop, chunks[-1])[1]
     shared, sv = ledger.alliance_asset("SHARED"), ledger.alliance_asset("SV")
-    posted = bulk.bulk_post(
-        kind=KIND, client=ledger.SYSTEM_CLIENT, idempotency_key=airdrop.chunk_key(chunk),
-        metadata=_chunk_metadata(airdrop, chunk, low, high),
-        lock_sql=_CHUNK_ACCOUNTS, lock_params=params, legs_sql=_CHUNK_LEGS,
-        params={**params, "shared_issuance": ledger.issuance_account(shared).pk,
-                "sv_issuance": ledger.issuance_account(sv).pk},
+    shared_issuance, sv_issuance = ledger.issuance_account(shared), ledger.issuance_account(sv)
+    params = {"airdrop": airdrop.pk, "low": low, "high": high, "size": airdrop.chunk_size,
+              "first": chunks[0], "shared_issuance": shared_issuance.pk,
+              "sv_issuance": sv_issuance.pk}
+    results = bulk.bulk_post_many(
+        kind=KIND, client=ledger.SYSTEM_CLIENT,
+        transactions=[bulk.BulkTransaction(airdrop.chunk_key(chunk),
+                                           _chunk_metadata(airdrop, chunk,
+                                                           *_bounds(airdrop, chunk)))
+                      for chunk in chunks],
+        lock_sql=_BATCH_ACCOUNTS, lock_params=params, legs_sql=_BATCH_LEGS, params=params,
     )
-    if posted.replayed:
-        return 0, 0, 0, 0
+    holders = sum(_bounds(airdrop, chunk)[1] - _bounds(airdrop, chunk)[0]
+                  for chunk, posted in zip(chunks, results, strict=True)
+                  if posted is None or not posted.replayed)
+    ids = [posted.transaction_id for posted in results if posted and not posted.replayed]
+    if not ids:
+        return holders, 0, 0, 0
     with connection.cursor() as cursor:
-        cursor.execute("SELECT coalesce(sum(amount), 0) FROM ledger_posting "
-                       "WHERE transaction_id = %s AND account_id = %s",
-                       [posted.transaction_id, ledger.issuance_account(sv).pk])
-        (sv_removed,) = cursor.fetchone()
-    return high - low, int(shared_total), int(sv_removed), 1
+        cursor.execute("SELECT account_id, sum(amount) FROM ledger_posting "
+                       "WHERE transaction_id = ANY(%s) AND account_id IN (%s, %s) "
+                       "GROUP BY account_id", [ids, shared_issuance.pk, sv_issuance.pk])
+        totals = dict(cursor.fetchall())
+    return (holders, -int(totals.get(shared_issuance.pk, 0)),
+            int(totals.get(sv_issuance.pk, 0)), len(ids))
+
+
+def _post_batch_python(airdrop: Airdrop, chunks: list[int]) -> tuple[int, int, int, int]:
+    done = [0, 0, 0, 0]
+    for chunk in chunks:
+        done = [a + b for a, b in zip(done, _post_chunk_python(airdrop, chunk), strict=True)]
+    return done[0], done[1], done[2], done[3]
 
 
 def _post_chunk_python(airdrop: Airdrop, chunk: int) -> tuple[int, int, int, int]:

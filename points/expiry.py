@@ -50,8 +50,12 @@ class ExpiryInFuture(DomainError):
     default_message = _("Points cannot be expired for a day that has not begun.")
 
 
-def points_expire_for_date(*, day: date, chunk_accounts: int = CHUNK_ACCOUNTS) -> JobRun:
+def points_expire_for_date(*, day: date, chunk_accounts: int = CHUNK_ACCOUNTS,
+                           batch_accounts: int | None = None) -> JobRun:
     """Expire every wallet lot due at the start of ``day``, once per day.
+
+    ``chunk_accounts`` wallets make one ledger transaction; about ``batch_accounts``
+    (default ``settings.POINTS_JOBS_BATCH``, at least one chunk) commit together.
 
     Guards: only remainders move (a partly spent lot gives up what is left of it); balances,
     lots and postings change together; one run per date (``JobRun`` and chunk keys)."""
@@ -60,15 +64,16 @@ def points_expire_for_date(*, day: date, chunk_accounts: int = CHUNK_ACCOUNTS) -
         raise ExpiryInFuture(details={"date": day.isoformat()})
     if not 1 <= chunk_accounts <= bulk.MAX_LEGS // 2:
         raise ValueError("chunk_accounts out of range")
+    batch_accounts = max(batch_accounts or settings.POINTS_JOBS_BATCH, chunk_accounts)
     return job_run(job=JobRun.Job.EXPIRY, period=day.isoformat(),
-                   work=lambda run: _expire(run, day, chunk_accounts))
+                   work=lambda run: _expire(run, day, chunk_accounts, batch_accounts))
 
 
 def _expiring_assets() -> list[Asset]:
     return list(Asset.objects.filter(expiry_months__isnull=False).order_by("pk"))
 
 
-def _expire(run: JobRun, day: date, chunk_accounts: int) -> dict:
+def _expire(run: JobRun, day: date, chunk_accounts: int, batch_accounts: int) -> dict:
     cutoff = day_start(day)
     assets = _expiring_assets()
     sinks = {asset.pk: ledger.sink_account(asset, Account.Kind.EXPIRED).pk for asset in assets}
@@ -77,15 +82,19 @@ def _expire(run: JobRun, day: date, chunk_accounts: int) -> dict:
            .values("account_id").distinct().count())
     progress_total(run, run.progress_done + due)
     after = 0
-    post = _post_chunk_sql if set_based() else _post_chunk_python
+    post = _post_batch_sql if set_based() else _post_batch_python
+    # The Python path (the demo) posts a chunk per database transaction.
+    batch = batch_accounts if set_based() else chunk_accounts
     while True:
         with db_transaction.atomic(durable=True):
-            ids = _next_wallets(after, cutoff, chunk_accounts)
+            ids = _next_wallets(after, cutoff, batch)
             if not ids:
                 break
-            key = f"expiry:{day.isoformat()}:{run.counts.get('transactions', 0)}"
-            accounts, lots, amounts = post(ids, cutoff, sinks, key, day)
-            progress_step(run, len(ids), transactions=1 if accounts else 0, accounts=accounts,
+            chunks = [ids[i:i + chunk_accounts] for i in range(0, len(ids), chunk_accounts)]
+            first = run.counts.get("transactions", 0)
+            keys = [f"expiry:{day.isoformat()}:{first + n}" for n in range(len(chunks))]
+            accounts, lots, amounts, transactions = post(chunks, cutoff, sinks, keys, day)
+            progress_step(run, len(ids), transactions=transactions, accounts=accounts,
                           lots=lots, **{f"expired:{code}": amount for code, amount in amounts})
             after = ids[-1]
     run.refresh_from_db()
@@ -114,56 +123,74 @@ def _next_wallets(after: int, cutoff, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-# Under the chunk's locks: each wallet's expired remainder, and one credit per asset to its
-# issuer's expired account.
-_CHUNK_LEGS = """
+# Under the batch's locks: each wallet's expired remainder, and per chunk one credit per
+# asset to its issuer's expired account. ``ids`` are the batch's wallets, ``size`` per chunk.
+_BATCH_LEGS = """
 WITH due AS MATERIALIZED (
-    SELECT l.account_id, a.asset_id, sum(l.remaining) AS amount
-      FROM ledger_lot l
-     CROSS JOIN LATERAL (SELECT x.asset_id FROM ledger_account x
-                          WHERE x.id = l.account_id LIMIT 1) a
-     WHERE l.account_id = ANY(%(ids)s::bigint[]) AND l.expires_at <= %(cutoff)s
-       AND l.remaining > 0
-     GROUP BY l.account_id, a.asset_id
+    SELECT ((w.n - 1) / %(size)s)::int AS txn, l.account_id, k.asset_id,
+           sum(l.remaining) AS amount
+      FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS w(id, n)
+      JOIN ledger_bulk_locked k ON k.id = w.id
+      JOIN ledger_lot l ON l.account_id = w.id
+     WHERE l.expires_at <= %(cutoff)s AND l.remaining > 0
+     GROUP BY 1, l.account_id, k.asset_id
 )
-SELECT -s.sink_id AS ord, s.sink_id AS account_id, sum(d.amount) AS amount,
+SELECT d.txn, -s.sink_id AS ord, s.sink_id AS account_id, sum(d.amount) AS amount,
        NULL::timestamptz AS expires_at
   FROM due d JOIN unnest(%(assets)s::bigint[], %(sinks)s::bigint[]) AS s(asset_id, sink_id)
        ON s.asset_id = d.asset_id
- GROUP BY s.sink_id
+ GROUP BY d.txn, s.sink_id
 UNION ALL
-SELECT d.account_id, d.account_id, -d.amount, NULL FROM due d
+SELECT d.txn, d.account_id, d.account_id, -d.amount, NULL FROM due d
 """
 
 
-def _post_chunk_sql(ids: list[int], cutoff, sinks: dict[int, int], key: str, day: date
-                    ) -> tuple[int, int, list[tuple[str, int]]]:
-    """Returns (wallets debited, lots emptied, [(asset code, amount expired)])."""
+def _post_batch_sql(chunks: list[list[int]], cutoff, sinks: dict[int, int], keys: list[str],
+                    day: date) -> tuple[int, int, list[tuple[str, int]], int]:
+    """Post one transaction per chunk of wallets; returns (wallets debited, lots emptied,
+    [(asset code, amount expired)], transactions posted)."""
+    ids = [account for chunk in chunks for account in chunk]
+    params = {"ids": ids, "cutoff": cutoff, "size": len(chunks[0]), "assets": list(sinks),
+              "sinks": list(sinks.values())}
     lock = {"ids_sql": "SELECT unnest(%(ids)s::bigint[])", "params": {"ids": ids}}
     bulk.accounts_lock(**lock)
     with connection.cursor() as cursor:
+        # Under the locks, so a spend racing the job cannot change what is counted.
         cursor.execute(
             "SELECT count(*) FROM ledger_lot WHERE account_id = ANY(%s::bigint[]) "
             "AND expires_at <= %s AND remaining > 0", [ids, cutoff])
         (lots,) = cursor.fetchone()
-    posted = bulk.bulk_post(
-        kind=KIND, client=ledger.SYSTEM_CLIENT, idempotency_key=key,
-        metadata=_metadata(day, ids),
-        lock_sql=lock["ids_sql"], lock_params=lock["params"], legs_sql=_CHUNK_LEGS,
-        params={"ids": ids, "cutoff": cutoff, "assets": list(sinks),
-                "sinks": list(sinks.values())},
-    )
-    if posted is None or posted.replayed:
-        return 0, 0, []
-    with connection.cursor() as cursor:
+        results = bulk.bulk_post_many(
+            kind=KIND, client=ledger.SYSTEM_CLIENT,
+            transactions=[bulk.BulkTransaction(key, _metadata(day, chunk))
+                          for key, chunk in zip(keys, chunks, strict=True)],
+            lock_sql=lock["ids_sql"], lock_params=lock["params"], legs_sql=_BATCH_LEGS,
+            params=params,
+        )
+        posted = [r.transaction_id for r in results if r is not None and not r.replayed]
+        if not posted:
+            return 0, 0, [], 0
         cursor.execute(
             "SELECT s.code, -sum(p.amount), count(*) FROM ledger_posting p "
             "JOIN ledger_asset s ON s.id = p.asset_id "
-            "WHERE p.transaction_id = %s AND p.amount < 0 GROUP BY s.code ORDER BY s.code",
-            [posted.transaction_id],
+            "WHERE p.transaction_id = ANY(%s) AND p.amount < 0 GROUP BY s.code ORDER BY s.code",
+            [posted],
         )
         rows = cursor.fetchall()
-    return sum(r[2] for r in rows), lots, [(code, int(amount)) for code, amount, _n in rows]
+    return (sum(r[2] for r in rows), lots, [(code, int(amount)) for code, amount, _n in rows],
+            len(posted))
+
+
+def _post_batch_python(chunks: list[list[int]], cutoff, sinks: dict[int, int],
+                       keys: list[str], day: date
+                       ) -> tuple[int, int, list[tuple[str, int]], int]:
+    accounts, lots, totals, transactions = 0, 0, {}, 0
+    for chunk, key in zip(chunks, keys, strict=True):
+        debited, emptied, amounts = _post_chunk_python(chunk, cutoff, sinks, key, day)
+        accounts, lots, transactions = accounts + debited, lots + emptied, transactions + 1
+        for code, amount in amounts:
+            totals[code] = totals.get(code, 0) + amount
+    return accounts, lots, sorted(totals.items()), transactions if accounts else 0
 
 
 def _metadata(day: date, ids: list[int]) -> dict:

@@ -338,6 +338,9 @@ LOG_SIGNER_KEY_FILE = env("LOG_SIGNER_KEY_FILE", default=str(BASE_DIR / "var" / 
 # Create the key file on first use when it is missing. Always so with DEBUG (the demo); a
 # production log should be given its key, never make one up by itself.
 LOG_SIGNER_KEY_AUTOCREATE = env.bool("LOG_SIGNER_KEY_AUTOCREATE", default=False)
+# Holders (airdrop) or wallets (expiry) a scheduled job posts per database transaction: the
+# work a crash can lose, and how long a shopper's purchase may wait on the job's locks.
+POINTS_JOBS_BATCH = env.int("POINTS_JOBS_BATCH", default=128_000)
 # Shoppers are told this many days before the expiry run that takes their points.
 POINTS_EXPIRY_REMINDER_DAYS = env.int("POINTS_EXPIRY_REMINDER_DAYS", default=7)
 # ALLY minted by the first yearly inflation, when there is no ALLY to inflate (major units).

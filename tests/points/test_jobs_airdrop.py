@@ -108,24 +108,24 @@ def test_a_crash_between_chunks_resumes_and_ends_as_an_uninterrupted_run(monkeyp
     # given 10 holders paid 3 per chunk, and a chunk that fails once (a crash)
     sv_holders([1_000 * (i + 1) for i in range(10)])
     before = sv_balances()
-    real_post = airdrop_module._post_chunk_sql
+    real_post = airdrop_module._post_batch_sql
     calls = {"n": 0}
 
-    def crash_on_third(airdrop, chunk):
+    def crash_on_third(airdrop, chunks):
         calls["n"] += 1
         if calls["n"] == 3:
             raise ConnectionError("worker lost")
-        return real_post(airdrop, chunk)
+        return real_post(airdrop, chunks)
 
-    monkeypatch.setattr(airdrop_module, "_post_chunk_sql", crash_on_third)
+    monkeypatch.setattr(airdrop_module, "_post_batch_sql", crash_on_third)
     with pytest.raises(ConnectionError):
-        airdrop_run_for_date(day=DAY, chunk_holders=3)
+        airdrop_run_for_date(day=DAY, chunk_holders=3, batch_holders=3)
     failed = JobRun.objects.get(job="airdrop", period=DAY.isoformat())
     assert failed.status == JobRun.Status.FAILED
     assert failed.progress_done == 6  # two chunks committed
 
     # when the run is started again
-    run = airdrop_run_for_date(day=DAY, chunk_holders=3)
+    run = airdrop_run_for_date(day=DAY, chunk_holders=3, batch_holders=3)
 
     # then it finished the rest, and the ledger is what one clean run gives
     _received, after = expected_airdrop(before, 49_800)
@@ -304,7 +304,7 @@ def test_a_holder_whose_sv_fell_after_the_snapshot_loses_only_what_is_left():
 
     # when the chunk posts
     with db_transaction.atomic():
-        airdrop_module._post_chunk_sql(airdrop, 0)
+        airdrop_module._post_batch_sql(airdrop, [0])
 
     # then the holder still gets its SHARED and its SV stops at zero; verify calls it capped
     assert Account.objects.get(pk=holder).balance == 0

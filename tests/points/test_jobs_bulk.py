@@ -1,12 +1,13 @@
-"""``ledger.bulk.bulk_post``, the jobs' set-based posting: the ledger's rules hold as they do
-for the engines (balance per asset, bounded balances, share value, lots, idempotency)."""
+"""``ledger.bulk.bulk_post`` and ``bulk_post_many``, the jobs' set-based posting: the ledger's
+rules hold as they do for the engines (balance per asset, bounded balances, share value, lots,
+idempotency), for each transaction of a batch."""
 
 from datetime import UTC, datetime
 
 import pytest
 
 from ledger import services as ledger
-from ledger.bulk import MAX_LEGS, bulk_post
+from ledger.bulk import MAX_LEGS, BulkTransaction, bulk_post, bulk_post_many
 from ledger.errors import IdempotencyConflict, InsufficientBalance, LedgerInvariantError
 from ledger.models import Account, Lot, Posting, Transaction
 from tests.factories import MerchantFactory, UserFactory
@@ -163,3 +164,80 @@ def test_a_committed_bulk_transaction_passes_the_databases_own_balance_check(bra
     posted = _post([(issuance, -5), (wallet, 5, SOON)], key="commit")
     assert Transaction.objects.filter(pk=posted.transaction_id).exists()
     assert ledger_consistent() == []
+
+
+MANY = ("SELECT t AS txn, n AS ord, a AS account_id, m AS amount, e AS expires_at "
+        "FROM unnest(%(t)s::int[], %(a)s::bigint[], %(m)s::bigint[], %(e)s::timestamptz[]) "
+        "WITH ORDINALITY AS u(t, a, m, e, n)")
+
+
+def _post_many(keys: list[str], legs: list[tuple], **kwargs):
+    """``legs``: (transaction index, account, amount[, expires_at])."""
+    return bulk_post_many(
+        kind="test", client="test",
+        transactions=[BulkTransaction(key, {"key": key}) for key in keys], legs_sql=MANY,
+        params={"t": [leg[0] for leg in legs], "a": [leg[1].pk for leg in legs],
+                "m": [leg[2] for leg in legs],
+                "e": [leg[3] if len(leg) > 3 else None for leg in legs]}, **kwargs)
+
+
+def test_a_batch_posts_one_journal_transaction_per_key_in_order_and_skips_the_empty(brand):
+    # given three wallets and a batch of three transactions, the second without legs
+    issuance = ledger.issuance_account(brand)
+    a, b, c = _wallet(brand), _wallet(brand), _wallet(brand)
+
+    # when it is posted, the wallets locked by lock_sql
+    posted = _post_many(["one", "two", "three"],
+                        [(0, issuance, -30), (0, a, 10, SOON), (0, b, 20, SOON),
+                         (2, c, 5, LATER), (2, issuance, -5)],
+                        lock_sql="SELECT unnest(%(ids)s::bigint[])",
+                        lock_params={"ids": [a.pk, b.pk, c.pk]})
+
+    # then the first and third are journal rows of their own, in batch order, legs numbered
+    # from 0 in each; the second wrote nothing
+    first, second, third = posted
+    assert second is None
+    assert (first.legs, third.legs) == (3, 2) and first.transaction_id < third.transaction_id
+    assert not Transaction.objects.filter(idempotency_key="two").exists()
+    assert list(Posting.objects.filter(transaction_id=third.transaction_id).order_by("leg")
+                .values_list("leg", "account_id", "amount")) == [(0, c.pk, 5), (1, issuance.pk, -5)]
+    assert [Account.objects.get(pk=w.pk).balance for w in (a, b, c)] == [10, 20, 5]
+    assert dict(Lot.objects.filter(account=c).values_list("expires_at", "remaining")) == {
+        LATER: 5}
+    assert ledger_consistent() == []
+
+
+def test_a_batch_again_replays_what_posted_and_posts_the_rest(brand):
+    # given a batch whose first transaction posted before (a crash after its commit)
+    issuance, a, b = ledger.issuance_account(brand), _wallet(brand), _wallet(brand)
+    legs = [(0, issuance, -10), (0, a, 10, SOON), (1, issuance, -7), (1, b, 7, SOON)]
+    (earlier,) = _post_many(["first"], legs[:2])
+
+    # when the whole batch is posted
+    first, second = _post_many(["first", "second"], legs)
+
+    # then the first is replayed (not moved twice), the second posted
+    assert first.replayed and first.transaction_id == earlier.transaction_id
+    assert not second.replayed and second.legs == 2
+    assert [Account.objects.get(pk=w.pk).balance for w in (a, b)] == [10, 7]
+    assert ledger_consistent() == []
+    # and a key used for another request is a conflict that writes nothing
+    with pytest.raises(IdempotencyConflict):
+        bulk_post_many(kind="test", client="test",
+                       transactions=[BulkTransaction("second", {"other": 1})],
+                       legs_sql=MANY, params={"t": [0, 0], "a": [issuance.pk, b.pk],
+                                              "m": [-1, 1], "e": [None, SOON]})
+    assert Account.objects.get(pk=b.pk).balance == 7
+
+
+def test_one_unbalanced_transaction_refuses_the_whole_batch(brand):
+    issuance, a = ledger.issuance_account(brand), _wallet(brand)
+    before = (Transaction.objects.count(), Posting.objects.count())
+
+    with pytest.raises(LedgerInvariantError) as refused:
+        _post_many(["fine", "short"], [(0, issuance, -1), (0, a, 1, SOON),
+                                       (1, issuance, -2), (1, a, 1, SOON)])
+
+    assert "unbalanced_assets" in refused.value.details
+    assert (Transaction.objects.count(), Posting.objects.count()) == before
+    assert Account.objects.get(pk=a.pk).balance == 0

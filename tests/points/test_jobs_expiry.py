@@ -192,3 +192,40 @@ def test_reminder_text_on_the_python_path_matches(brand, settings):
 
     assert Notification.objects.get(user=user).key == f"expiring:{brand.code}:2025-03-30"
     assert "1234" in Notification.objects.get(user=user).text
+
+
+def test_a_crash_between_batches_resumes_and_expires_each_remainder_once(brand, monkeypatch):
+    # given 7 wallets with due lots, expired 2 wallets per transaction and 4 per database
+    # transaction, and a worker that dies before the second batch
+    from points import expiry as expiry_module
+
+    wallets = [_wallet(brand) for _ in range(7)]
+    for n, wallet in enumerate(wallets, start=1):
+        _credit(brand, wallet, n, DUE, f"c{n}")
+    real_post = expiry_module._post_batch_sql
+    calls = {"n": 0}
+
+    def crash_on_second(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("worker lost")
+        return real_post(*args)
+
+    monkeypatch.setattr(expiry_module, "_post_batch_sql", crash_on_second)
+    with pytest.raises(ConnectionError):
+        points_expire_for_date(day=DAY, chunk_accounts=2, batch_accounts=4)
+    failed = JobRun.objects.get(job="expiry", period=DAY.isoformat())
+    assert failed.progress_done == 4 and failed.counts["transactions"] == 2
+
+    # when the run is started again
+    run = points_expire_for_date(day=DAY, chunk_accounts=2, batch_accounts=4)
+
+    # then every due remainder expired once, in 4 transactions with keys 0..3
+    assert run.status == JobRun.Status.DONE and run.attempts == 2
+    assert [Account.objects.get(pk=w.pk).balance for w in wallets] == [0] * 7
+    assert run.counts["accounts"] == 7 and run.counts["lots"] == 7
+    assert run.counts[f"expired:{brand.code}"] == sum(range(1, 8))
+    assert sorted(Transaction.objects.filter(kind="expiry").values_list("idempotency_key",
+                                                                       flat=True)) == [
+        f"expiry:{DAY.isoformat()}:{n}" for n in range(4)]
+    assert ledger_consistent() == []
