@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.common import ROOT, django_setup, scratch_database
 
@@ -41,6 +42,18 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", str((os.cpu_count() or 2) * 2 + 1)
 DATABASE = os.environ.get("BENCH_LOAD_DATABASE", "bench_load")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL",
                            os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+def _next_database(url: str) -> str:
+    """The Redis database after ``url``'s: the broker's, apart from the cache's."""
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{number + 1}"))
+
+
+# The Celery broker, as in production (docs/scaling.md): after-commit tasks are queued on it,
+# never run inside the request.
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", _next_database(REDIS_URL))
 WARM_UP_SECONDS = 2
 # A response slower than this is a wrk timeout (an error); below it, it shows in the latencies.
 WRK_TIMEOUT = os.environ.get("BENCH_WRK_TIMEOUT", "10s")
@@ -71,9 +84,22 @@ end
 
 
 
+def bench_environment(database_url: str) -> dict:
+    """The server's settings, also used by ``bench/request_cost.py``. The limits are raised
+    out of the way (the benchmark is one client), but still counted: every request pays for
+    its rate limit as it would in production."""
+    return {"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "false",
+            "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL,
+            "CELERY_BROKER_URL": BROKER_URL,
+            "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600"),
+            "API_THROTTLE_ANON": "100000000/min", "API_THROTTLE_USER": "100000000/min",
+            "API_THROTTLE_API_KEY": "100000000/min", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+
+
 def prepare() -> dict:
     """Demo data on a scratch database, a well-funded merchant key, a signed-in shopper."""
-    scratch_database(DATABASE)
+    url = scratch_database(DATABASE)
+    os.environ.update(bench_environment(url))
     django_setup()
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
@@ -171,13 +197,8 @@ def main() -> dict:
         raise SystemExit("bench/load.py needs wrk: apt-get install wrk")
     redis_check(REDIS_URL)
     plan = prepare()
-    # The limits are raised out of the way (the benchmark is one client), but still counted:
-    # every request pays for its rate limit as it would in production.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "false",
-           "REDIS_URL": REDIS_URL, "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600"),
-           "API_THROTTLE_ANON": "100000000/min", "API_THROTTLE_USER": "100000000/min",
-           "API_THROTTLE_API_KEY": "100000000/min", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    env.pop("CELERY_BROKER_URL", None)
+    redis_check(BROKER_URL)
+    env = {**os.environ, **bench_environment(os.environ["DATABASE_URL"])}
     server = start_server(env)
     run = f"r{int(time.time())}"
     lua_list = lambda values: "{" + ", ".join(f'"{v}"' for v in values) + "}"  # noqa: E731
