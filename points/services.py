@@ -182,7 +182,7 @@ def _existing_purchase(merchant: Merchant, key: str, fingerprint: str) -> Purcha
 def _fast_path() -> bool:
     """PostgreSQL: ``points.purchase_engine`` (one read, one write). Elsewhere (the SQLite
     demo), or with ``PURCHASE_ENGINE = "orm"``: the ORM path, with the same results."""
-    choice = getattr(settings, "PURCHASE_ENGINE", "auto")
+    choice = settings.PURCHASE_ENGINE
     return choice == "sql" or (choice == "auto" and settings.USES_POSTGRES)
 
 
