@@ -269,19 +269,21 @@ def purchase_record_for_member(
     return purchase, replayed, assets
 
 
-def _legs(accounts: dict[str, Account], split: Split, minimum: int) -> list:
+def _legs(accounts: dict, split: Split, minimum: int, leg=ledger.Leg) -> list:
+    """The purchase's legs (SPEC §4.1), made by ``leg``: ``ledger.Leg`` for
+    ``ledger.transaction_post``, ``purchase_engine.PlainLeg`` for ``points_purchase_post()``."""
     legs = []
     if split.points:
-        legs += [ledger.Leg(accounts["brand_issuance"], -split.points),
-                 ledger.Leg(accounts["brand_wallet"], split.points)]
+        legs += [leg(accounts["brand_issuance"], -split.points),
+                 leg(accounts["brand_wallet"], split.points)]
     if split.sv_shopper:
         sv_total = split.sv_shopper + split.sv_merchant
-        legs += [ledger.Leg(accounts["sv_issuance"], -sv_total),
-                 ledger.Leg(accounts["sv_shopper"], split.sv_shopper),
-                 ledger.Leg(accounts["sv_merchant"], split.sv_merchant)]
+        legs += [leg(accounts["sv_issuance"], -sv_total),
+                 leg(accounts["sv_shopper"], split.sv_shopper),
+                 leg(accounts["sv_merchant"], split.sv_merchant)]
     if split.burn:
-        legs += [ledger.Leg(accounts["deposit"], -split.burn, floor=minimum),
-                 ledger.Leg(accounts["burn"], split.burn)]
+        legs += [leg(accounts["deposit"], -split.burn, floor=minimum),
+                 leg(accounts["burn"], split.burn)]
     return legs
 
 
@@ -304,6 +306,7 @@ def _purchase_record_sql(
     shopper by id, or by ``member`` (code, as sent) among active users."""
     from .members import MemberNotFound
     from .purchase_engine import (
+        PlainLeg,
         accounts_for,
         existing_purchase,
         purchase_context,
@@ -350,7 +353,7 @@ def _purchase_record_sql(
     split = split_for(amount=amount, rebate_rate=merchant.rebate_rate, points=earning.points,
                       price=price)
     accounts = accounts_for(context, merchant, context.shopper_id)
-    legs = _legs(accounts, split, minimum)
+    legs = _legs(accounts, split, minimum, leg=PlainLeg)
     rule = earning.rule
     posted = purchase_post(
         merchant=merchant, shopper_id=context.shopper_id, store_id=store_id,
