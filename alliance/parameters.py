@@ -109,7 +109,12 @@ def _in_places(value: Decimal, spec: Parameter) -> Decimal:
 
 def parameters_current() -> dict[str, Decimal]:
     """Every parameter's value in force, in one query."""
-    stored = dict(AllianceParameter.objects.values_list("key", "value"))
+    return parameters_from(dict(AllianceParameter.objects.values_list("key", "value")))
+
+
+def parameters_from(stored: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Every parameter's value in force, given the stored ones (key to value) as read by a
+    caller that reads them with other things in one query."""
     return {
         key: _in_places(stored[key], spec) if key in stored else spec.default
         for key, spec in PARAMETERS.items()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # In the order the README presents them.
-BENCHMARKS = ["ledger_post", "anchor", "jobs", "import_members", "load"]
+BENCHMARKS = ["ledger_post", "anchor", "jobs", "import_members", "request_cost", "load"]
 
 
 def main(argv: list[str]) -> int:

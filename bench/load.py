@@ -13,11 +13,19 @@ Fair by construction: one gunicorn (the same workers, settings and Redis-backed 
 is warmed up before it is measured; wrk runs the same way for each (a Lua script only where
 the request must change: the purchase's key and member).
 
+As in production: the Celery broker is Redis (``BENCH_BROKER_URL``, by default the Redis
+database after the cache's), so what a purchase leaves for later (its tasks and its
+purchase.recorded webhook, one message, and only when a task or an endpoint could apply) is
+queued, never run inside the request. No Celery worker runs during the measurement: in
+production workers run on their own machines (docs/scaling.md), and here one would take the
+two cores the web tier is measured on. The messages queued are counted and printed, then
+dropped; ``bench/request_cost.py --drain`` measures what a worker spends on them.
+
 Run: ``python -m bench.load`` (``make bench`` runs it with the others). Settings:
 ``BENCH_SECONDS`` per point (10), ``BENCH_LOAD_LEVELS`` connections (``1,8,32``),
 ``BENCH_WORKERS`` gunicorn sync workers (2 x cores + 1), ``BENCH_LOAD_DATABASE`` the scratch
 database (``bench_load``), ``BENCH_REDIS_URL`` the cache (``REDIS_URL``, else database 0 of
-the local Redis), ``BENCH_PORT``.
+the local Redis), ``BENCH_BROKER_URL`` the broker, ``BENCH_PORT``.
 """
 
 import json
@@ -30,6 +38,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.common import ROOT, django_setup, scratch_database
 
@@ -41,7 +52,20 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", str((os.cpu_count() or 2) * 2 + 1)
 DATABASE = os.environ.get("BENCH_LOAD_DATABASE", "bench_load")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL",
                            os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+def _next_database(url: str) -> str:
+    """The Redis database after ``url``'s: the broker's, apart from the cache's."""
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{number + 1}"))
+
+
+# The Celery broker, as in production (docs/scaling.md): after-commit tasks are queued on it,
+# never run inside the request.
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", _next_database(REDIS_URL))
 WARM_UP_SECONDS = 2
+PLAN_FILE = Path(tempfile.gettempdir()) / f"{DATABASE}.plan.json"
 # A response slower than this is a wrk timeout (an error); below it, it shows in the latencies.
 WRK_TIMEOUT = os.environ.get("BENCH_WRK_TIMEOUT", "10s")
 
@@ -71,12 +95,26 @@ end
 
 
 
+def bench_environment(database_url: str) -> dict:
+    """The server's settings, also used by ``bench/request_cost.py``. The limits are raised
+    out of the way (the benchmark is one client), but still counted: every request pays for
+    its rate limit as it would in production."""
+    return {"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "false",
+            "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL,
+            "CELERY_BROKER_URL": BROKER_URL,
+            "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600"),
+            "API_THROTTLE_ANON": "100000000/min", "API_THROTTLE_USER": "100000000/min",
+            "API_THROTTLE_API_KEY": "100000000/min", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+
+
 def prepare() -> dict:
     """Demo data on a scratch database, a well-funded merchant key, a signed-in shopper."""
-    scratch_database(DATABASE)
+    url = scratch_database(DATABASE)
+    os.environ.update(bench_environment(url))
     django_setup()
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.conf import settings
     from django.core.management import call_command
+    from django.test import Client
 
     from alliance.models import User
     from merchants import services as merchant_services
@@ -93,15 +131,29 @@ def prepare() -> dict:
                                          idempotency_key=f"bench-load-topup-{merchant.pk}")
         keys.append(merchant_services.api_key_create(merchant=merchant, name="bench",
                                                      scopes=["purchases"])[1])
-    members = [User.objects.create_user(email=f"load{i}@bench.example", phone=None).member_code
+    members = [User.objects.create_user(email=f"load{i}@bench.example", phone=None)
                for i in range(300)]
-    shopper = User.objects.get(email="alice@example.com")
-    session = SessionStore()
-    session["_auth_user_id"] = str(shopper.pk)
-    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-    session["_auth_user_hash"] = shopper.get_session_auth_hash()
-    session.create()
-    return {"keys": keys, "members": members, "session": session.session_key}
+    # Each shopper has bought once at each merchant: the till's steady state is a returning
+    # shopper. A first purchase at a merchant also opens the shopper's wallets and queues the
+    # first-purchase reward; bench/request_cost.py prints what it costs apart.
+    from points.services import purchase_record
+
+    for merchant in Merchant.objects.order_by("pk"):
+        for shopper in members:
+            purchase_record(merchant=merchant, shopper=shopper, amount=Decimal("1.00"),
+                            order_ref="first", idempotency_key=f"bench-first-{shopper.pk}",
+                            fingerprint="bench-first")
+    members = [shopper.member_code for shopper in members]
+    # Signed in as Django's login() does it: a session made by hand lacked what the site
+    # checks, and the "wallet" measured before was the visitors' welcome page.
+    signed_in = Client()
+    signed_in.force_login(User.objects.get(email="alice@example.com"),
+                          backend="django.contrib.auth.backends.ModelBackend")
+    plan = {"keys": keys, "members": members,
+            "session": signed_in.cookies[settings.SESSION_COOKIE_NAME].value}
+    # For bench/request_cost.py --keep, which measures again on this database.
+    PLAN_FILE.write_text(json.dumps(plan))
+    return plan
 
 
 def start_server(env: dict) -> subprocess.Popen:
@@ -171,13 +223,12 @@ def main() -> dict:
         raise SystemExit("bench/load.py needs wrk: apt-get install wrk")
     redis_check(REDIS_URL)
     plan = prepare()
-    # The limits are raised out of the way (the benchmark is one client), but still counted:
-    # every request pays for its rate limit as it would in production.
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "DEBUG": "false",
-           "REDIS_URL": REDIS_URL, "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "600"),
-           "API_THROTTLE_ANON": "100000000/min", "API_THROTTLE_USER": "100000000/min",
-           "API_THROTTLE_API_KEY": "100000000/min", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-    env.pop("CELERY_BROKER_URL", None)
+    redis_check(BROKER_URL)
+    import redis
+
+    broker = redis.Redis.from_url(BROKER_URL)
+    broker.delete("celery")  # the default queue: what seed_demo and the set-up left
+    env = {**os.environ, **bench_environment(os.environ["DATABASE_URL"])}
     server = start_server(env)
     run = f"r{int(time.time())}"
     lua_list = lambda values: "{" + ", ".join(f'"{v}"' for v in values) + "}"  # noqa: E731
@@ -190,6 +241,12 @@ def main() -> dict:
     }
     rows = []
     try:
+        # The session signs the shopper in: the page measured is the wallet, not the welcome.
+        wallet = urllib.request.Request(f"http://127.0.0.1:{PORT}/",
+                                        headers={"Cookie": f"sessionid={plan['session']}"})
+        with urllib.request.urlopen(wallet, timeout=10) as response:  # noqa: S310 (http)
+            if b'id="wallet-total"' not in response.read():
+                raise RuntimeError("the wallet page did not show the shopper's wallet")
         # Every worker's first requests import, connect and fill caches: not measured.
         for name, (path, script, headers) in endpoints.items():
             run_wrk(path, max(LEVELS), script(f"warm-{name}"), headers, WARM_UP_SECONDS)
@@ -201,6 +258,8 @@ def main() -> dict:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    queued = broker.llen("celery")
+    broker.delete("celery")
     print(f"\nload ({SECONDS}s per point, gunicorn {WORKERS} sync workers, PostgreSQL, "
           f"rate limits in Redis)")
     print(f"{'conns':>5} {'endpoint':>9} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
@@ -220,6 +279,7 @@ def main() -> dict:
                and base["p99"] and buy["p99"] < 10 * base["p99"] and not buy["errors"])
         print(f"goal at {row['connections']} connections (purchases >= 1/3 of trivial req/s, "
               f"p99 < 10x, no errors): {'met' if met else 'not met'}")
+    print(f"follow-up messages queued for the worker (none ran): {queued}")
     print(json.dumps(rows))
     return {"load": rows}
 

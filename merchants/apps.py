@@ -7,4 +7,7 @@ class MerchantsConfig(AppConfig):
     verbose_name = _("Merchants")
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the claim hooks to allauth's signals)
+        # signals connects the claim hooks to allauth's signals. webhook_tasks is not a
+        # tasks.py, so a worker's autodiscovery missed it: a worker started with
+        # `celery -A config worker` refused every webhook delivery as an unregistered task.
+        from . import signals, webhook_tasks  # noqa: F401

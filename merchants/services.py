@@ -370,15 +370,18 @@ def _owner_emails(merchant: Merchant) -> list[str]:
     ).values_list("user__email", flat=True) if email]
 
 
-def deposit_level_watch(*, merchant: Merchant, shared: Asset, parameters: dict) -> str:
+def deposit_level_watch(*, merchant: Merchant, shared: Asset, parameters: dict,
+                        seen: tuple[int | None, str | None] | None = None) -> str:
     """``deposit_level_check`` after a purchase's burn, in one read while the level holds:
     the deposit's balance and the level remembered, compared without a lock (as the full
     check compares them before it locks). A changed or never remembered level runs the full
-    check, which locks, remembers, mails and alerts."""
-    row = (Account.objects.filter(asset=shared, merchant=merchant, kind=Account.Kind.DEPOSIT)
-           .annotate(watched=Subquery(DepositWatch.objects.filter(merchant=merchant)
-                                      .values("level")[:1]))
-           .values_list("balance", "watched").first())
+    check, which locks, remembers, mails and alerts. ``seen``: the balance and the level
+    remembered, as the purchase's own statement returned them (no read at all)."""
+    row = seen if seen is not None and seen[0] is not None else (
+        Account.objects.filter(asset=shared, merchant=merchant, kind=Account.Kind.DEPOSIT)
+        .annotate(watched=Subquery(DepositWatch.objects.filter(merchant=merchant)
+                                   .values("level")[:1]))
+        .values_list("balance", "watched").first())
     if row is not None and row[1] is not None:
         level = _deposit_level(row[0], *deposit_levels(shared=shared, parameters=parameters))
         if level == row[1]:

@@ -7,4 +7,8 @@ class PointsConfig(AppConfig):
     verbose_name = _("Points")
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (the sign-up bonus and sign-up counting)
+        # Not a tasks.py, so a worker's autodiscovery would miss it.
+        from . import (
+            purchase_tasks,  # noqa: F401
+            signals,  # noqa: F401  (the sign-up bonus and sign-up counting)
+        )

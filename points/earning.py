@@ -142,13 +142,24 @@ def earning_for(*, merchant, shopper, amount: Decimal, at: datetime,
     # The tier matters only to a rule with tier multipliers: without them it changes nothing.
     tiered = rule is not None and bool((rule.multipliers or {}).get("tiers"))
     tier = tier_for(merchant, shopper, at=at) if shopper is not None and tiered else None
+    capped = rule is not None and rule.daily_cap is not None and shopper is not None
+    return earning_compute(rule=rule, tier=tier, amount=amount, at=at, lines=lines,
+                           earned=earned_today(merchant, shopper, at=at) if capped else None)
+
+
+def earning_compute(*, rule: EarningRule | None, tier: MemberTier | None, amount: Decimal,
+                    at: datetime, lines: list[dict] | None, earned: int | None) -> Earning:
+    """``earning_for``'s arithmetic, given what it reads: the active rule, the shopper's tier
+    (for a rule with tier multipliers) and the points the shopper earned here today (for a
+    rule with a daily cap; None: no shopper to cap). ``points.purchase_engine`` reads them in
+    one query."""
     categories = [line.get("category", "") for line in lines or []]
     multiplier = multiplier_for(rule, at=at, tier=tier, categories=categories)
     base = rule.base_rate if rule else DEFAULT_BASE_RATE
     points = int((amount * base * multiplier).to_integral_value(rounding=ROUND_FLOOR))
     capped = False
-    if rule is not None and rule.daily_cap is not None and shopper is not None:
-        room = max(rule.daily_cap - earned_today(merchant, shopper, at=at), 0)
+    if rule is not None and rule.daily_cap is not None and earned is not None:
+        room = max(rule.daily_cap - earned, 0)
         if points > room:
             points, capped = room, True
     if rule is not None and rule.budget is not None:

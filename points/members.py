@@ -33,11 +33,10 @@ def member_qr_token(user: User) -> str:
     return QR_PREFIX + signing.dumps({"m": user.member_code}, salt=QR_SALT, compress=True)
 
 
-def member_resolve(value: str) -> User:
-    """The active shopper a till names by member code or QR token.
-
-    Raises ``MemberNotFound`` (404) for an unknown code or a forged token and
-    ``MemberTokenExpired`` (400) for a genuine token that is too old."""
+def member_code_parse(value: str) -> str:
+    """The member code a till sent, as typed or inside a QR token, checked for its form
+    only; ``member_resolve`` without the look-up (``points.purchase_engine`` looks the
+    shopper up with the rest of a purchase's reads). Raises as ``member_resolve``."""
     value = (value or "").strip()
     if value.startswith(QR_PREFIX):
         try:
@@ -52,7 +51,16 @@ def member_resolve(value: str) -> User:
         code = value.upper()
     if len(code) != MEMBER_CODE_LENGTH or any(c not in MEMBER_CODE_ALPHABET for c in code):
         raise MemberNotFound(details={"member": value[:40]})
+    return code
+
+
+def member_resolve(value: str) -> User:
+    """The active shopper a till names by member code or QR token.
+
+    Raises ``MemberNotFound`` (404) for an unknown code or a forged token and
+    ``MemberTokenExpired`` (400) for a genuine token that is too old."""
+    code = member_code_parse(value)
     user = User.objects.filter(member_code=code, is_active=True).first()
     if user is None:
-        raise MemberNotFound(details={"member": value[:40]})
+        raise MemberNotFound(details={"member": (value or "").strip()[:40]})
     return user

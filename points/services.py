@@ -1,26 +1,31 @@
 """Earning writes: purchases (共享购, SPEC §4.1), refunds, earning rules and tiers, the sign-up
 bonus. Every value movement goes through ``ledger.services``."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import IntegrityError
 from django.db import transaction as db_transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from alliance.errors import Conflict, DomainError, NotFound
 from alliance.parameters import parameter_get, parameters_current
 from ledger import services as ledger
-from ledger.errors import IdempotencyConflict, InsufficientBalance
+from ledger.errors import IdempotencyConflict, InsufficientBalance, LedgerInvariantError
 from ledger.models import Account, Asset
 from merchants.models import Merchant, Store
 from merchants.webhooks import webhook_purchase_recorded
 
-from .earning import earning_for
+from .earning import earning_compute, earning_for
 from .models import EarningRule, MemberTier, Purchase, Refund
+
+logger = logging.getLogger(__name__)
 
 MAX_AMOUNT = Decimal("1000000000")
 OFFLINE_WINDOW = timedelta(hours=72)
@@ -174,6 +179,21 @@ def _existing_purchase(merchant: Merchant, key: str, fingerprint: str) -> Purcha
     return purchase
 
 
+def _fast_path() -> bool:
+    """PostgreSQL: ``points.purchase_engine`` (one read, one write). Elsewhere (the SQLite
+    demo), or with ``PURCHASE_ENGINE = "orm"``: the ORM path, with the same results."""
+    choice = settings.PURCHASE_ENGINE
+    return choice == "sql" or (choice == "auto" and settings.USES_POSTGRES)
+
+
+def _checked_time(occurred_at: datetime | None) -> datetime:
+    now = timezone.now()
+    occurred_at = occurred_at or now
+    if occurred_at > now + CLOCK_SKEW or occurred_at < now - OFFLINE_WINDOW:
+        raise InvalidOccurredAt()
+    return occurred_at
+
+
 def purchase_record(
     *,
     merchant: Merchant,
@@ -196,13 +216,184 @@ def purchase_record(
     (``purchase_assets``).
     """
     amount = cny_amount(amount)
-    now = timezone.now()
-    occurred_at = occurred_at or now
-    if occurred_at > now + CLOCK_SKEW or occurred_at < now - OFFLINE_WINDOW:
-        raise InvalidOccurredAt()
+    occurred_at = _checked_time(occurred_at)
     if store is not None and store.merchant_id != merchant.pk:
         raise NotFound(_("No such store at this merchant."), details={"store": store.pk},
                        code="store_not_found")
+    if _fast_path():
+        purchase, replayed, _assets = _purchase_record_sql(
+            merchant=merchant, shopper_id=shopper.pk, member=None, amount=amount,
+            order_ref=order_ref, idempotency_key=idempotency_key, fingerprint=fingerprint,
+            store_id=store.pk if store else None, lines=lines, occurred_at=occurred_at)
+        return purchase, replayed
+    return _purchase_record_orm(
+        merchant=merchant, shopper=shopper, amount=amount, order_ref=order_ref,
+        idempotency_key=idempotency_key, fingerprint=fingerprint, store=store, lines=lines,
+        occurred_at=occurred_at, assets=assets)
+
+
+def purchase_record_for_member(
+    *,
+    merchant: Merchant,
+    member: str,
+    amount: Decimal,
+    order_ref: str,
+    idempotency_key: str,
+    fingerprint: str,
+    store_id: int | None = None,
+    lines: list[dict] | None = None,
+    occurred_at: datetime | None = None,
+) -> tuple[Purchase, bool, PurchaseAssets]:
+    """``purchase_record`` for a till, which names the shopper by member code or member QR
+    token and the store by id; returns (purchase, replayed, the assets it moved). Refusals
+    in this order: the member (``MemberNotFound``, ``MemberTokenExpired``), the store
+    (``store_not_found``), the merchant's points, the amount and time, the key."""
+    from .members import member_code_parse, member_resolve
+
+    if _fast_path():
+        return _purchase_record_sql(
+            merchant=merchant, shopper_id=None, member=(member_code_parse(member), member),
+            amount=amount, order_ref=order_ref, idempotency_key=idempotency_key,
+            fingerprint=fingerprint, store_id=store_id, lines=lines, occurred_at=occurred_at)
+    shopper = member_resolve(member)
+    store = None
+    if store_id is not None:
+        store = Store.objects.filter(pk=store_id, merchant=merchant).first()
+        if store is None:
+            raise NotFound(details={"store": store_id}, code="store_not_found")
+    assets = purchase_assets(merchant)
+    purchase, replayed = purchase_record(
+        merchant=merchant, shopper=shopper, amount=amount, order_ref=order_ref,
+        idempotency_key=idempotency_key, fingerprint=fingerprint, store=store, lines=lines,
+        occurred_at=occurred_at, assets=assets)
+    return purchase, replayed, assets
+
+
+def _legs(accounts: dict, split: Split, minimum: int, leg=ledger.Leg) -> list:
+    """The purchase's legs (SPEC §4.1), made by ``leg``: ``ledger.Leg`` for
+    ``ledger.transaction_post``, ``purchase_engine.PlainLeg`` for ``points_purchase_post()``."""
+    legs = []
+    if split.points:
+        legs += [leg(accounts["brand_issuance"], -split.points),
+                 leg(accounts["brand_wallet"], split.points)]
+    if split.sv_shopper:
+        sv_total = split.sv_shopper + split.sv_merchant
+        legs += [leg(accounts["sv_issuance"], -sv_total),
+                 leg(accounts["sv_shopper"], split.sv_shopper),
+                 leg(accounts["sv_merchant"], split.sv_merchant)]
+    if split.burn:
+        legs += [leg(accounts["deposit"], -split.burn, floor=minimum),
+                 leg(accounts["burn"], split.burn)]
+    return legs
+
+
+def _metadata(merchant: Merchant, *, order_ref: str, amount: Decimal, split: Split,
+              price: Decimal, earning, store_id: int | None) -> dict:
+    return {
+        "merchant": merchant.slug, "order_ref": order_ref, "amount": str(amount),
+        "rebate": str(split.rebate), "price": str(price),
+        "rule": earning.rule.content_hash if earning.rule else None,
+        "multiplier": str(earning.multiplier), "store": store_id,
+    }
+
+
+def _purchase_record_sql(
+    *, merchant: Merchant, shopper_id: int | None, member: tuple[str, str] | None,
+    amount, order_ref: str, idempotency_key: str, fingerprint: str, store_id: int | None,
+    lines: list[dict] | None, occurred_at: datetime | None, _again: bool = False,
+) -> tuple[Purchase, bool, PurchaseAssets]:
+    """``purchase_record`` in one read and one write (``points.purchase_engine``); the
+    shopper by id, or by ``member`` (code, as sent) among active users."""
+    from .members import MemberNotFound
+    from .purchase_engine import (
+        PlainLeg,
+        accounts_for,
+        existing_purchase,
+        purchase_context,
+        purchase_post,
+    )
+
+    if not idempotency_key or len(idempotency_key) > 128:
+        raise LedgerInvariantError(details={"idempotency_key": "required, at most 128 chars"})
+    # An id out of the database's range names no store (as the ORM's look-up answers).
+    store_lookup = store_id if store_id is None or 0 < store_id < 2**63 else -1
+    at = occurred_at or timezone.now()
+    known_amount = amount if isinstance(amount, Decimal) and amount.is_finite() else Decimal(0)
+    context = purchase_context(
+        merchant_id=merchant.pk, shopper_id=shopper_id,
+        member_code=member[0] if member else None, key=idempotency_key, store_id=store_lookup,
+        amount=known_amount, at=at)
+    if context.shopper_id is None:
+        raise MemberNotFound(details={"member": member[1].strip()[:40]} if member else {})
+    if store_id is not None and context.store_id is None:
+        raise NotFound(details={"store": store_id}, code="store_not_found")
+    if context.brand is None:
+        raise MerchantNotBrandIssuer()
+    if (context.sv is None or context.shared is None) and not _again:
+        # An emptied database (a test flush): the alliance's assets come back on first use.
+        ledger.alliance_asset("SV"), ledger.alliance_asset("SHARED")
+        return _purchase_record_sql(
+            merchant=merchant, shopper_id=shopper_id, member=member, amount=amount,
+            order_ref=order_ref, idempotency_key=idempotency_key, fingerprint=fingerprint,
+            store_id=store_id, lines=lines, occurred_at=occurred_at, _again=True)
+    context.brand.issuer = merchant
+    assets = PurchaseAssets(context.brand, context.sv, context.shared)
+    amount = cny_amount(amount)
+    occurred_at = _checked_time(occurred_at)
+    if context.existing is not None:
+        if context.existing[2] != fingerprint:
+            raise IdempotencyConflict(details={"transaction": context.existing[1]})
+        return existing_purchase(context, merchant, idempotency_key), True, assets
+
+    parameters = context.parameters
+    price = parameters["reference_price"]
+    minimum = assets.shared.to_minor(parameters["min_deposit_shared"])
+    earning = earning_compute(rule=context.rule, tier=context.tier, amount=amount,
+                              at=occurred_at, lines=lines, earned=context.earned_today)
+    split = split_for(amount=amount, rebate_rate=merchant.rebate_rate, points=earning.points,
+                      price=price)
+    accounts = accounts_for(context, merchant, context.shopper_id)
+    legs = _legs(accounts, split, minimum, leg=PlainLeg)
+    rule = earning.rule
+    posted = purchase_post(
+        merchant=merchant, shopper_id=context.shopper_id, store_id=store_id,
+        order_ref=order_ref, key=idempotency_key, amount=amount, lines=lines or [],
+        occurred_at=occurred_at, rule=rule, points=split.points,
+        budget_points=split.points if rule is not None and rule.budget is not None else 0,
+        rebate=split.rebate, sv_shopper=split.sv_shopper, sv_merchant=split.sv_merchant,
+        burn=split.burn, deposit=accounts["deposit"],
+        kind="purchase" if legs else "event.purchase", client=merchant_client(merchant),
+        fingerprint=fingerprint,
+        metadata=_metadata(merchant, order_ref=order_ref, amount=amount, split=split,
+                           price=price, earning=earning, store_id=store_id),
+        legs=legs, minimum_major=assets.shared.to_major(minimum))
+    if posted.outcome != "posted":
+        # A concurrent request with the same key won the race; answer what it recorded.
+        existing = _existing_purchase(merchant, idempotency_key, fingerprint)
+        if existing is None:
+            raise IdempotencyConflict(details={"transaction": posted.transaction_id})
+        return existing, True, assets
+    purchase = Purchase(
+        pk=posted.purchase_id, merchant=merchant, shopper_id=context.shopper_id,
+        store_id=store_id, order_ref=order_ref, idempotency_key=idempotency_key,
+        amount=amount, lines=lines or [], occurred_at=occurred_at,
+        transaction_id=posted.transaction_id, rule=rule, points=split.points,
+        rebate=split.rebate, sv_shopper=split.sv_shopper, sv_merchant=split.sv_merchant,
+        shared_burned=split.burn, refunded_amount=Decimal("0"))
+    if split.burn:
+        seen = (posted.deposit_balance, posted.deposit_level)
+        db_transaction.on_commit(
+            lambda: _deposit_watch(merchant, assets.shared, parameters, seen))
+    if context.followups:
+        _followups_queue(purchase.pk)
+    return purchase, False, assets
+
+
+def _purchase_record_orm(
+    *, merchant: Merchant, shopper, amount: Decimal, order_ref: str, idempotency_key: str,
+    fingerprint: str, store: Store | None, lines: list[dict] | None, occurred_at: datetime,
+    assets: PurchaseAssets | None,
+) -> tuple[Purchase, bool]:
     existing = _existing_purchase(merchant, idempotency_key, fingerprint)
     if existing is not None:
         return existing, True
@@ -228,25 +419,10 @@ def purchase_record(
             split = split_for(amount=amount, rebate_rate=merchant.rebate_rate,
                               points=earning.points, price=price)
             accounts = _accounts(merchant, shopper, assets)
-            legs = []
-            if split.points:
-                legs += [ledger.Leg(accounts["brand_issuance"], -split.points),
-                         ledger.Leg(accounts["brand_wallet"], split.points)]
-            if split.sv_shopper:
-                sv_total = split.sv_shopper + split.sv_merchant
-                legs += [ledger.Leg(accounts["sv_issuance"], -sv_total),
-                         ledger.Leg(accounts["sv_shopper"], split.sv_shopper),
-                         ledger.Leg(accounts["sv_merchant"], split.sv_merchant)]
-            if split.burn:
-                legs += [ledger.Leg(accounts["deposit"], -split.burn, floor=minimum),
-                         ledger.Leg(accounts["burn"], split.burn)]
-            metadata = {
-                "merchant": merchant.slug, "order_ref": order_ref, "amount": str(amount),
-                "rebate": str(split.rebate), "price": str(price),
-                "rule": earning.rule.content_hash if earning.rule else None,
-                "multiplier": str(earning.multiplier),
-                "store": store.pk if store else None,
-            }
+            legs = _legs(accounts, split, minimum)
+            metadata = _metadata(merchant, order_ref=order_ref, amount=amount, split=split,
+                                 price=price, earning=earning,
+                                 store_id=store.pk if store else None)
             client = merchant_client(merchant)
             if legs:
                 posted = ledger.transaction_post(
@@ -280,11 +456,40 @@ def purchase_record(
         return existing, True
     if split.burn:
         db_transaction.on_commit(lambda: _deposit_watch(merchant, shared, parameters))
+    _followups_queue(purchase.pk)
+    return purchase, False
+
+
+def _followups_queue(purchase_id: int) -> None:
+    """After commit, one message for the worker: the purchase's tasks and its webhook
+    (``purchase_followups``). A broker that cannot be reached does not lose them, nor fail
+    the purchase: they run here instead."""
+    from .purchase_tasks import purchase_followups_task
+
+    def send() -> None:
+        try:
+            purchase_followups_task.delay(purchase_id)
+        except (KombuOperationalError, OSError):
+            logger.warning("broker unreachable: a purchase's follow-ups run in the request",
+                           extra={"purchase": purchase_id})
+            purchase_followups(purchase_id=purchase_id)
+
+    # Robust: the purchase is committed; nothing after it may turn its answer into an error.
+    db_transaction.on_commit(send, robust=True)
+
+
+def purchase_followups(*, purchase_id: int) -> None:
+    """What follows a recorded purchase, off the till's request: the purchase and
+    first-purchase tasks it completes (``tasks_on_purchase``, idempotent per purchase) and
+    ``purchase.recorded`` for the merchant's systems."""
     from .tasks_services import tasks_on_purchase  # here: tasks_services imports this module
 
-    db_transaction.on_commit(lambda: tasks_on_purchase(purchase))
-    db_transaction.on_commit(lambda: webhook_purchase_recorded(purchase=purchase))
-    return purchase, False
+    purchase = (Purchase.objects.select_related("merchant", "shopper")
+                .filter(pk=purchase_id).first())
+    if purchase is None:
+        return
+    tasks_on_purchase(purchase)
+    webhook_purchase_recorded(purchase=purchase)
 
 
 class _Replayed(Exception):
@@ -297,10 +502,11 @@ def _accounts_deposit_public_id(merchant: Merchant) -> str | None:
             .values_list("public_id", flat=True).first())
 
 
-def _deposit_watch(merchant: Merchant, shared: Asset, parameters: dict) -> None:
+def _deposit_watch(merchant: Merchant, shared: Asset, parameters: dict,
+                   seen: tuple[int | None, str | None] | None = None) -> None:
     from merchants.services import deposit_level_watch
 
-    deposit_level_watch(merchant=merchant, shared=shared, parameters=parameters)
+    deposit_level_watch(merchant=merchant, shared=shared, parameters=parameters, seen=seen)
 
 
 # --- refunds ----------------------------------------------------------------------------------

@@ -115,6 +115,9 @@ USES_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.po
 # The ledger's posting call is a server-side prepared statement (ledger.engine); turn it off
 # behind a connection pooler in transaction mode that cannot keep prepared statements.
 LEDGER_PREPARED_STATEMENTS = env.bool("LEDGER_PREPARED_STATEMENTS", default=True)
+# How a purchase is recorded: "auto" is points.purchase_engine on PostgreSQL (two statements)
+# and the ORM elsewhere; "orm" forces the ORM path (the tests hold both to the same results).
+PURCHASE_ENGINE = "auto"
 
 # --- Cache (rate limits, velocity counters) --------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

@@ -1,13 +1,17 @@
 """Fixtures for earning tests: an onboarded merchant with a funded deposit and an API key,
 the alliance's own assets, a movable clock for tasks."""
 
+import base64
 import importlib
+import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import redis
 from rest_framework.test import APIClient
 
+from config.celery import app
 from ledger.models import Asset
 from merchants import services as merchant_services
 from points import tasks_services
@@ -84,3 +88,36 @@ def frozen_clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(tasks_services, "clock", clock)
     return clock
+
+
+def reconnect_celery() -> None:
+    # Celery keeps its broker connections in pools made on first use: made again from conf.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def real_broker():
+    """Tasks go to the test broker (Redis) as in production instead of running in-process.
+    Gives a function that answers the purchases whose follow-ups were queued meanwhile, in
+    order (and takes those messages off the queue). Tests using it share the xdist group
+    "broker", so two never read the queue at once."""
+    client = redis.Redis.from_url(app.conf.broker_url)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    reconnect_celery()
+    before = set(client.lrange("celery", 0, -1))
+
+    def queued() -> list[int]:
+        ours = []
+        for raw in reversed(client.lrange("celery", 0, -1)):  # oldest first
+            message = json.loads(raw)
+            if (raw not in before and message["headers"]["task"]
+                    == "points.purchase_tasks.purchase_followups_task"):
+                ours.append(json.loads(base64.b64decode(message["body"]))[0][0])
+                client.lrem("celery", 1, raw)
+        return ours
+
+    yield queued
+    app.conf.task_always_eager = eager
+    reconnect_celery()
