@@ -88,8 +88,12 @@ demo-smoke: $(VENV)/.runtime
 	else echo "demo smoke: no verify_ledger command yet"; fi; \
 	echo "demo smoke: ok"
 
-## bench: the benchmarks of bench/ (figures go in the README)
+## bench: the benchmarks of bench/ (figures go in the README); bench/load.py drives its load
+## with Debian's wrk, installed here where a fresh machine lacks it
 bench: $(VENV)/.dev
+	@command -v wrk >/dev/null || { echo "installing Debian's wrk"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	  || echo "could not install wrk: bench/load.py will say so"; }
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	  $(BIN)/python -m bench
 
