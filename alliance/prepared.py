@@ -2,9 +2,10 @@
 
 Parsing and planning a statement once per connection instead of at every request, and sending
 its parameters apart from its text, is most of what a short statement costs the database; the
-ORM's building of it is most of what it costs Python. ``ledger.engine`` does the same for the
-posting call. ``LEDGER_PREPARED_STATEMENTS = False`` (behind a pooler that cannot keep
-prepared statements) sends them through Django's ordinary cursor instead.
+ORM's building of it is most of what it costs Python. ``ledger.engine`` sends the posting
+call through here inside a transaction (outside one, through libpq's own prepared
+statement). ``LEDGER_PREPARED_STATEMENTS = False`` (behind a pooler that cannot keep prepared
+statements) sends them through Django's ordinary cursor instead.
 """
 
 import time

@@ -34,8 +34,9 @@ from django.db.models import F
 from django.utils import timezone
 
 if is_psycopg3:
-    import psycopg
     from psycopg import errors, pq
+
+from alliance.prepared import fetchone_prepared
 
 from .errors import InsufficientBalance, LedgerInvariantError
 from .models import Account, Lot, Posting, Transaction
@@ -121,35 +122,30 @@ def _execute(params: list) -> tuple:
     """Run the posting call on Django's connection and return its row.
 
     Outside a transaction (the hot path: the call commits by itself) it goes straight to
-    libpq as a prepared statement of its own (``_execute_raw``); inside one, through a
-    psycopg cursor as a server-side prepared statement, so that psycopg opens the transaction
-    it owes the caller. Either way the call is parsed and planned once per connection, errors
-    come out as Django's, like any query's, and the statement is logged where Django logs
-    queries (``CaptureQueriesContext``, DEBUG). ``LEDGER_PREPARED_STATEMENTS = False`` (behind
-    a pooler that cannot keep prepared statements) sends it through Django's ordinary cursor.
+    libpq as a prepared statement of its own (``_execute_raw``); inside one, through
+    ``alliance.prepared.fetchone_prepared`` (a psycopg cursor, server-side prepared), so that
+    psycopg opens the transaction it owes the caller. Either way the call is parsed and
+    planned once per connection, errors come out as Django's, like any query's, and the
+    statement is logged where Django logs queries (``CaptureQueriesContext``, DEBUG).
+    ``LEDGER_PREPARED_STATEMENTS = False`` (behind a pooler that cannot keep prepared
+    statements) sends it through Django's ordinary cursor.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    if not (settings.LEDGER_PREPARED_STATEMENTS and is_psycopg3):
-        with db.cursor() as cursor:
-            cursor.execute(_POST_SQL, params)
-            return cursor.fetchone()
-    db.ensure_connection()
-    started = time.monotonic()
-    raw = db.connection
-    with db.wrap_database_errors:
-        if (db.in_atomic_block or not db.autocommit
-                or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE):
-            with psycopg.Cursor(raw) as cursor:
-                cursor.execute(_POST_SQL, params, prepare=True)
-                row = cursor.fetchone()
-        else:
-            row = _execute_raw(db, raw, params)
-    if db.queries_logged:
-        db.queries_log.append({
-            "sql": f"{_POST_SQL} -- prepared, {len(params)} parameters",
-            "time": f"{time.monotonic() - started:.3f}",
-        })
-    return row
+    if settings.LEDGER_PREPARED_STATEMENTS and is_psycopg3:
+        db.ensure_connection()
+        raw = db.connection
+        if (db.autocommit and not db.in_atomic_block
+                and raw.pgconn.transaction_status == pq.TransactionStatus.IDLE):
+            started = time.monotonic()
+            with db.wrap_database_errors:
+                row = _execute_raw(db, raw, params)
+            if db.queries_logged:
+                db.queries_log.append({
+                    "sql": f"{_POST_SQL} -- prepared by libpq, {len(params)} parameters",
+                    "time": f"{time.monotonic() - started:.3f}",
+                })
+            return row
+    return fetchone_prepared(_POST_SQL, params)
 
 
 def _execute_raw(db, raw, params: list) -> tuple:
