@@ -115,6 +115,13 @@ USES_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.po
 # The ledger's posting call is a server-side prepared statement (ledger.engine); turn it off
 # behind a connection pooler in transaction mode that cannot keep prepared statements.
 LEDGER_PREPARED_STATEMENTS = env.bool("LEDGER_PREPARED_STATEMENTS", default=True)
+if USES_POSTGRES and LEDGER_PREPARED_STATEMENTS:
+    # Django opens psycopg connections with prepare_threshold=None, which turns off every
+    # prepared statement, the ones asked for by name (alliance.prepared, prepare=True)
+    # included: they were parsed and planned afresh at every call. A threshold no statement
+    # reaches keeps the ORM's statements unprepared (psycopg would otherwise prepare any
+    # statement run that many times) and lets the hot paths' own be prepared.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 # How a purchase is recorded: "auto" is points.purchase_engine on PostgreSQL (two statements)
 # and the ORM elsewhere; "orm" forces the ORM path (the tests hold both to the same results).
 PURCHASE_ENGINE = "auto"
