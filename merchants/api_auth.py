@@ -66,11 +66,15 @@ class ApiKeyPrincipal(AnonymousUser):
 _KEY_FIELDS = ApiKey._meta.concrete_fields
 _MERCHANT_FIELDS = Merchant._meta.concrete_fields
 # Every column of the key and of its merchant, as select_related("merchant") reads them; the
-# statement is built from the models' metadata once.
-_KEY_COLUMNS = ", ".join([f"k.{f.column}" for f in _KEY_FIELDS]
-                         + [f"m.{f.column}" for f in _MERCHANT_FIELDS])
-_KEY_SQL = " ".join(["SELECT", _KEY_COLUMNS, "FROM merchants_apikey k",
-                     "JOIN merchants_merchant m ON m.id = k.merchant_id WHERE k.prefix = %s"])
+# statement is built from the models' metadata once. ``KEY_COLUMNS`` and ``KEY_TABLES`` (keys
+# as ``k``, merchants as ``m``) also serve an endpoint that reads more in the same statement
+# (``points.apis.PurchaseKeyAuthentication``); ``api_key_from_row`` makes the instances.
+KEY_COLUMNS = ", ".join([f"k.{f.column}" for f in _KEY_FIELDS]
+                        + [f"m.{f.column}" for f in _MERCHANT_FIELDS])
+KEY_WIDTH = len(_KEY_FIELDS) + len(_MERCHANT_FIELDS)
+KEY_TABLES = "merchants_apikey k JOIN merchants_merchant m ON m.id = k.merchant_id"
+# (column names from the models' metadata, never from a request)
+_KEY_SQL = f"SELECT {KEY_COLUMNS} FROM {KEY_TABLES} WHERE k.prefix = %s"  # noqa: S608
 
 
 def _instance(model, fields, values, db_connection):
@@ -79,26 +83,36 @@ def _instance(model, fields, values, db_connection):
     return model.from_db(db_connection.alias, [f.attname for f in fields], values)
 
 
+def api_key_from_row(row) -> ApiKey:
+    """The key with its merchant from the first ``KEY_WIDTH`` values of ``row``."""
+    split = len(_KEY_FIELDS)
+    api_key = _instance(ApiKey, _KEY_FIELDS, row[:split], connection)
+    api_key.merchant = _instance(Merchant, _MERCHANT_FIELDS, row[split:KEY_WIDTH], connection)
+    return api_key
+
+
 def api_key_get(prefix: str) -> ApiKey | None:
     """The key of ``prefix`` with its merchant: on PostgreSQL one prepared statement, not
     built by the ORM at every request (it was a third of a purchase's Python time)."""
     if connection.vendor != "postgresql":
         return ApiKey.objects.select_related("merchant").filter(prefix=prefix).first()
     row = fetchone_prepared(_KEY_SQL, [prefix])
-    if row is None:
-        return None
-    split = len(_KEY_FIELDS)
-    api_key = _instance(ApiKey, _KEY_FIELDS, row[:split], connection)
-    api_key.merchant = _instance(Merchant, _MERCHANT_FIELDS, row[split:], connection)
-    return api_key
+    return None if row is None else api_key_from_row(row)
 
 
-def api_key_authenticate(raw_key: str) -> ApiKey:
-    """The live key ``raw_key`` names, its use noted; or the API's 401/403 error."""
+def _fetch_by_prefix(prefix: str, _hashed: str) -> ApiKey | None:
+    return api_key_get(prefix)
+
+
+def api_key_authenticate(raw_key: str, fetch=_fetch_by_prefix) -> ApiKey:
+    """The live key ``raw_key`` names, its use noted; or the API's 401/403 error. ``fetch``
+    (prefix, hash of the key) reads the key with its merchant; whatever else it reads, the
+    checks here decide."""
     match = KEY_PATTERN.match(raw_key)
-    api_key = api_key_get(match.group(1)) if match else None
+    hashed = key_hash(raw_key)
+    api_key = fetch(match.group(1), hashed) if match else None
     # Compared in constant time so that timing tells nothing about a stored hash.
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash(raw_key)):
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, hashed):
         raise exceptions.AuthenticationFailed(_("This API key is not valid."),
                                               code="invalid_api_key")
     if api_key.revoked_at is not None:
@@ -132,7 +146,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_("This API key is not valid."),
                                                   code="invalid_api_key") from None
-        api_key = api_key_authenticate(raw_key)
+        # An endpoint may read what it needs with the key, in the same statement: its view's
+        # ``api_key_fetch(request)`` gives a ``fetch`` for api_key_authenticate, or None.
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        fetch = view.api_key_fetch(request) if hasattr(view, "api_key_fetch") else None
+        api_key = api_key_authenticate(raw_key, fetch) if fetch else api_key_authenticate(raw_key)
         return ApiKeyPrincipal(api_key), api_key
 
     def authenticate_header(self, request) -> str:

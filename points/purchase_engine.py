@@ -36,6 +36,14 @@ from alliance.prepared import fetchone_prepared
 from ledger import services as ledger
 from ledger.errors import InsufficientBalance, LedgerInvariantError
 from ledger.models import Account, Asset
+from merchants.api_auth import (
+    KEY_COLUMNS,
+    KEY_TABLES,
+    KEY_WIDTH,
+    TRADING_STATUSES,
+    api_key_from_row,
+)
+from merchants.models import ApiKey
 
 from .models import EarningRule, MemberTier, Purchase
 
@@ -86,14 +94,16 @@ class PurchaseContext:
     followups: bool
 
 
-def purchase_context(*, merchant_id: int, shopper_id: int | None, member_code: str | None,
-                     key: str, store_id: int | None, amount: Decimal,
-                     at: datetime) -> PurchaseContext:
+def _context_params(*, member_code: str | None, key: str, store_id: int | None,
+                    amount: Decimal, at: datetime) -> list:
+    """``points_purchase_context()``'s parameters after the merchant and the shopper id."""
     local = at.astimezone(ZoneInfo(settings.TIME_ZONE))
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    row = fetchone_prepared(_CONTEXT_SQL, [
-        merchant_id, shopper_id, member_code, key, store_id, amount, at,
-        at - timedelta(days=365), day_start, day_start + timedelta(days=1)])
+    return [member_code, key, store_id, amount, at, at - timedelta(days=365), day_start,
+            day_start + timedelta(days=1)]
+
+
+def _context_from_row(row, merchant_id: int) -> PurchaseContext:
     (shopper, existing, store, stored, brand, sv, shared, rule, tier, earned_today,
      accounts, followups) = row
     if rule is not None:
@@ -111,6 +121,67 @@ def purchase_context(*, merchant_id: int, shopper_id: int | None, member_code: s
         accounts={(a[0], a[1], a[2]): a for a in accounts or []},
         followups=bool(followups),
     )
+
+
+def purchase_context(*, merchant_id: int, shopper_id: int | None, member_code: str | None,
+                     key: str, store_id: int | None, amount: Decimal,
+                     at: datetime) -> PurchaseContext:
+    row = fetchone_prepared(_CONTEXT_SQL, [
+        merchant_id, shopper_id, *_context_params(member_code=member_code, key=key,
+                                                  store_id=store_id, amount=amount, at=at)])
+    return _context_from_row(row, merchant_id)
+
+
+@dataclass(frozen=True)
+class ContextAsked:
+    """What a purchase's context was read for: ``_purchase_record_sql`` uses a context read
+    ahead (by ``purchase_context_keyed``) only for exactly the purchase it is recording."""
+
+    merchant_id: int
+    member_code: str
+    key: str
+    store_id: int | None
+    amount: Decimal
+    at: datetime
+
+
+# The API key with its merchant and, in the same statement, the purchase's context: read
+# only for a key that matches, is live, may record purchases and belongs to a trading
+# merchant. ``OFFSET 0`` keeps the subquery whole, so that its condition (on the key's row
+# alone) is a one-time filter evaluated before the function, which is then never called for
+# any other key; without it the planner pulls the subquery up, calls the function and
+# filters its row afterwards. The columns are the models'.
+_KEYED_CONTEXT_SQL = f"""
+SELECT {KEY_COLUMNS}, c.*
+  FROM {KEY_TABLES}
+  LEFT JOIN LATERAL (
+       SELECT true AS o_read, * FROM points_purchase_context(
+            m.id, NULL::bigint, %s::text, %s::text, %s::bigint, %s::numeric, %s::timestamptz,
+            %s::timestamptz, %s::timestamptz, %s::timestamptz)
+        WHERE k.key_hash = %s::text AND k.revoked_at IS NULL
+          AND m.status = ANY (%s::text[]) AND k.scopes @> '["purchases"]'::jsonb
+       OFFSET 0) c ON true
+ WHERE k.prefix = %s::text
+"""  # noqa: S608
+
+
+def purchase_context_keyed(*, prefix: str, hashed: str, member_code: str, key: str,
+                           store_id: int | None, amount: Decimal, at: datetime,
+                           ) -> tuple[ApiKey | None, ContextAsked | None, PurchaseContext | None]:
+    """The API key of ``prefix`` (with its merchant) and, when ``hashed`` is its hash and the
+    key may record purchases, the context of the purchase asked for: one round trip where
+    the key and the context took two. The caller still checks the key as for any request."""
+    row = fetchone_prepared(_KEYED_CONTEXT_SQL, [
+        *_context_params(member_code=member_code, key=key, store_id=store_id, amount=amount,
+                         at=at),
+        hashed, list(TRADING_STATUSES), prefix])
+    if row is None:
+        return None, None, None
+    api_key = api_key_from_row(row)
+    if not row[KEY_WIDTH]:  # the key failed a condition: nothing was read
+        return api_key, None, None
+    asked = ContextAsked(api_key.merchant_id, member_code, key, store_id, amount, at)
+    return api_key, asked, _context_from_row(row[KEY_WIDTH + 1:], api_key.merchant_id)
 
 
 def existing_purchase(context: PurchaseContext, merchant, key: str) -> Purchase | None:

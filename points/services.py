@@ -179,6 +179,11 @@ def _existing_purchase(merchant: Merchant, key: str, fingerprint: str) -> Purcha
     return purchase
 
 
+def purchase_engine_sql() -> bool:
+    """Whether purchases take ``points.purchase_engine`` (see ``_fast_path``)."""
+    return _fast_path()
+
+
 def _fast_path() -> bool:
     """PostgreSQL: ``points.purchase_engine`` (one read, one write). Elsewhere (the SQLite
     demo), or with ``PURCHASE_ENGINE = "orm"``: the ORM path, with the same results."""
@@ -243,18 +248,22 @@ def purchase_record_for_member(
     store_id: int | None = None,
     lines: list[dict] | None = None,
     occurred_at: datetime | None = None,
+    read_ahead: tuple | None = None,
 ) -> tuple[Purchase, bool, PurchaseAssets]:
     """``purchase_record`` for a till, which names the shopper by member code or member QR
     token and the store by id; returns (purchase, replayed, the assets it moved). Refusals
     in this order: the member (``MemberNotFound``, ``MemberTokenExpired``), the store
-    (``store_not_found``), the merchant's points, the amount and time, the key."""
+    (``store_not_found``), the merchant's points, the amount and time, the key.
+    ``read_ahead``: (what was asked, the context) of ``purchase_engine.purchase_context_keyed``,
+    used when it was read for this very purchase."""
     from .members import member_code_parse, member_resolve
 
     if _fast_path():
         return _purchase_record_sql(
             merchant=merchant, shopper_id=None, member=(member_code_parse(member), member),
             amount=amount, order_ref=order_ref, idempotency_key=idempotency_key,
-            fingerprint=fingerprint, store_id=store_id, lines=lines, occurred_at=occurred_at)
+            fingerprint=fingerprint, store_id=store_id, lines=lines, occurred_at=occurred_at,
+            read_ahead=read_ahead)
     shopper = member_resolve(member)
     store = None
     if store_id is not None:
@@ -301,11 +310,14 @@ def _purchase_record_sql(
     *, merchant: Merchant, shopper_id: int | None, member: tuple[str, str] | None,
     amount, order_ref: str, idempotency_key: str, fingerprint: str, store_id: int | None,
     lines: list[dict] | None, occurred_at: datetime | None, _again: bool = False,
+    read_ahead: tuple | None = None,
 ) -> tuple[Purchase, bool, PurchaseAssets]:
     """``purchase_record`` in one read and one write (``points.purchase_engine``); the
-    shopper by id, or by ``member`` (code, as sent) among active users."""
+    shopper by id, or by ``member`` (code, as sent) among active users. The read is skipped
+    when ``read_ahead`` holds it, read for exactly this purchase at the API's key check."""
     from .members import MemberNotFound
     from .purchase_engine import (
+        ContextAsked,
         PlainLeg,
         accounts_for,
         existing_purchase,
@@ -319,10 +331,14 @@ def _purchase_record_sql(
     store_lookup = store_id if store_id is None or 0 < store_id < 2**63 else -1
     at = occurred_at or timezone.now()
     known_amount = amount if isinstance(amount, Decimal) and amount.is_finite() else Decimal(0)
-    context = purchase_context(
-        merchant_id=merchant.pk, shopper_id=shopper_id,
-        member_code=member[0] if member else None, key=idempotency_key, store_id=store_lookup,
-        amount=known_amount, at=at)
+    asked, context = read_ahead or (None, None)
+    if asked is None or asked != ContextAsked(
+            merchant.pk, member[0] if member and shopper_id is None else None,
+            idempotency_key, store_lookup, known_amount, asked.at if occurred_at is None else at):
+        context = purchase_context(
+            merchant_id=merchant.pk, shopper_id=shopper_id,
+            member_code=member[0] if member else None, key=idempotency_key,
+            store_id=store_lookup, amount=known_amount, at=at)
     if context.shopper_id is None:
         raise MemberNotFound(details={"member": member[1].strip()[:40]} if member else {})
     if store_id is not None and context.store_id is None:

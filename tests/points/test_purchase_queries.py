@@ -16,12 +16,12 @@ from tests.factories import UserFactory
 # A real commit, so that the after-commit work (deposit watch, tasks, webhooks) is counted.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# A returning shopper, in the request: the key with its merchant, points_purchase_context()
-# (member, key, store, assets, parameters, rule, tier, day's earnings, the seven accounts,
-# whether anything follows) and points_purchase_post() (the posting, the budget, the purchase
-# row and the deposit's level, committed in the same statement). Before: 18, and 41 before
-# that.
-IN_THE_REQUEST = 3
+# A returning shopper, in the request: the key with its merchant and, in the same statement,
+# points_purchase_context() (member, key, store, assets, parameters, rule, tier, day's
+# earnings, the seven accounts, whether anything follows); then points_purchase_post() (the
+# posting, the budget, the purchase row and the deposit's level, committed in the same
+# statement). Before: 3 (the key read apart), 18, and 41 before that.
+IN_THE_REQUEST = 2
 # With the follow-ups, which the worker runs in production and the tests run in-process: the
 # purchase, the tasks (with the first-purchase check), the webhook endpoints and the delivery
 # row. Before: 18 in all.
@@ -72,7 +72,7 @@ def test_a_purchase_runs_a_bounded_number_of_queries(set_up, api,
 
 
 @pytest.mark.xdist_group("broker")
-def test_the_request_itself_runs_three_queries(set_up, api, real_broker,
+def test_the_request_itself_runs_two_queries(set_up, api, real_broker,
                                                django_assert_max_num_queries,
                                                django_capture_on_commit_callbacks):
     # given a returning shopper at a merchant whose every purchase is announced by webhook
@@ -85,7 +85,7 @@ def test_the_request_itself_runs_three_queries(set_up, api, real_broker,
             django_capture_on_commit_callbacks(execute=True):
         response = _buy(api, shopper)
 
-    # then the request ran three statements, and left one message for the worker
+    # then the request ran two statements, and left one message for the worker
     assert response.status_code == 201
     assert real_broker()[-1] == response.json()["id"]
 
@@ -96,8 +96,8 @@ def test_a_replay_answers_from_the_purchase_in_a_few_queries(set_up, api,
     body = {"member": shopper.member_code, "amount": "10.00", "order_ref": "Q-2"}
     assert api.post("/api/v1/purchases", body, format="json",
                     HTTP_IDEMPOTENCY_KEY=key).status_code == 201
-    # the key, the context (which finds the purchase under the key); before: 4
-    with django_assert_max_num_queries(2):
+    # the key with the context (which finds the purchase under the key); before: 2, and 4
+    with django_assert_max_num_queries(1):
         again = api.post("/api/v1/purchases", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
     assert again.status_code == 200
 
