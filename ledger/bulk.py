@@ -35,9 +35,10 @@ leg is the same, the fixed cost of each step is paid once per batch.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection
 from django.db import transaction as db_transaction
@@ -134,6 +135,7 @@ def bulk_post_many(
     occurred_at: datetime | None = None,
     lock_sql: str | None = None,
     lock_params=(),
+    under_locks: Callable[[Any], None] | None = None,
 ) -> list[BulkPosted | None]:
     """Post a batch of balanced transactions whose legs ``legs_sql`` selects, set-based.
 
@@ -148,7 +150,9 @@ def bulk_post_many(
     SELECT of the ids of every bounded account the legs will name; those are locked in
     primary-key order before ``legs_sql`` runs, and ``legs_sql`` may read the temporary table
     ``ledger_bulk_locked (id, asset_id, balance)``: each locked account's balance as read
-    under its lock.
+    under its lock. ``under_locks(cursor)``, if given, runs right after the locks are taken
+    and before the legs are read: for what the caller must read under the same locks (the
+    expiry counts the lots it will empty), without locking twice.
 
     Returns, per transaction of ``transactions``, what was posted (``replayed`` when its key
     had posted before) or None when ``legs_sql`` selected no legs for it (nothing is written
@@ -173,6 +177,8 @@ def bulk_post_many(
         cursor.execute("SET LOCAL jit = off")
         if lock_sql is not None:
             _lock_into(cursor, lock_sql, lock_params)
+            if under_locks is not None:
+                under_locks(cursor)
         if not _materialise(cursor, legs_sql, params, locked=lock_sql is not None):
             return results
         legs, lots = _validate(cursor, len(transactions))

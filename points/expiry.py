@@ -152,21 +152,25 @@ def _post_batch_sql(chunks: list[list[int]], cutoff, sinks: dict[int, int], keys
     ids = [account for chunk in chunks for account in chunk]
     params = {"ids": ids, "cutoff": cutoff, "size": len(chunks[0]), "assets": list(sinks),
               "sinks": list(sinks.values())}
-    lock = {"ids_sql": "SELECT unnest(%(ids)s::bigint[])", "params": {"ids": ids}}
-    bulk.accounts_lock(**lock)
-    with connection.cursor() as cursor:
-        # Under the locks, so a spend racing the job cannot change what is counted.
+    counted = []
+
+    def count_lots(cursor) -> None:
+        # Under the batch's locks (taken once, by bulk_post_many), so a spend racing the job
+        # cannot change what is counted.
         cursor.execute(
             "SELECT count(*) FROM ledger_lot WHERE account_id = ANY(%s::bigint[]) "
             "AND expires_at <= %s AND remaining > 0", [ids, cutoff])
-        (lots,) = cursor.fetchone()
+        counted.append(cursor.fetchone()[0])
+
+    with connection.cursor() as cursor:
         results = bulk.bulk_post_many(
             kind=KIND, client=ledger.SYSTEM_CLIENT,
             transactions=[bulk.BulkTransaction(key, _metadata(day, chunk))
                           for key, chunk in zip(keys, chunks, strict=True)],
-            lock_sql=lock["ids_sql"], lock_params=lock["params"], legs_sql=_BATCH_LEGS,
-            params=params,
+            lock_sql="SELECT unnest(%(ids)s::bigint[])", lock_params={"ids": ids},
+            legs_sql=_BATCH_LEGS, params=params, under_locks=count_lots,
         )
+        lots = counted[0] if counted else 0
         posted = [r.transaction_id for r in results if r is not None and not r.replayed]
         if not posted:
             return 0, 0, [], 0

@@ -229,3 +229,27 @@ def test_a_crash_between_batches_resumes_and_expires_each_remainder_once(brand, 
                                                                        flat=True)) == [
         f"expiry:{DAY.isoformat()}:{n}" for n in range(4)]
     assert ledger_consistent() == []
+
+
+def test_a_batch_locks_its_wallets_once_and_counts_its_lots_under_those_locks(brand):
+    # given 5 wallets with due lots, two of them with two due lots each
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    wallets = [_wallet(brand) for _ in range(5)]
+    for n, wallet in enumerate(wallets, start=1):
+        _credit(brand, wallet, n, DUE, f"c{n}")
+    for wallet in wallets[:2]:
+        _credit(brand, wallet, 10, DUE - timedelta(days=1), f"early{wallet.pk}")
+
+    # when they expire in one database batch
+    with CaptureQueriesContext(connection) as queries:
+        run = points_expire_for_date(day=DAY, chunk_accounts=2, batch_accounts=8)
+
+    # then the wallets were locked by one statement (the expiry used to lock them twice), and
+    # the lots counted are the seven it emptied
+    locks = [q["sql"] for q in queries if "FOR NO KEY UPDATE" in q["sql"]]
+    assert len(locks) == 1
+    assert run.counts["accounts"] == 5 and run.counts["lots"] == 7
+    assert Lot.objects.filter(account__in=wallets, remaining__gt=0).count() == 0
+    assert ledger_consistent() == []
