@@ -7,13 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import OperationalError, connection
 
 
-def connect_when_a_slot_is_free(seconds: float = 20) -> None:
+def connect_when_a_slot_is_free(seconds: float = 120) -> None:
     """Open this thread's connection, waiting while the server has no connection left.
 
     The races open up to 64 connections at once, and the other test worker may be using
     several itself: together they can touch PostgreSQL's ``max_connections`` (100 here). A
     refused connection would say nothing about the code under test, so the thread waits for a
-    free slot before it races, as a pooled web worker would."""
+    free slot before it races, as a pooled web worker would. The other worker's tests can
+    hold their connections for tens of seconds (a CI run on 2026-12-06 found none free for
+    20 s), so the wait is long; a race that still finds none fails with PostgreSQL's error."""
     deadline = time.monotonic() + seconds
     while True:
         try:
