@@ -4,9 +4,10 @@ database) as the reference measured in the same run.
 
 wrk (Debian's package) drives the load; its Lua script gives every purchase its own
 Idempotency-Key. Reported: requests/s, p50/p90/p99 latency, and errors (non-2xx responses,
-socket errors and timeouts) at each level; the ratios against the trivial endpoint go in the
-README. Goal (issue 10): purchases at >= 1/3 of the trivial endpoint's throughput, p99 under
-10x its p99, no errors.
+socket errors and timeouts) at each level, and the CPU each request cost the web workers,
+PostgreSQL and Redis (from /proc); the ratios against the trivial endpoint go in the README.
+Goal (issue 10): purchases at >= 1/3 of the trivial endpoint's throughput, p99 under 10x its
+p99, no errors.
 
 Fair by construction: one gunicorn (the same workers, settings and Redis-backed rate limits,
 ``DEBUG`` off, persistent database connections) serves all three endpoints; every endpoint
@@ -22,7 +23,8 @@ two cores the web tier is measured on. The messages queued are counted and print
 dropped; ``bench/request_cost.py --drain`` measures what a worker spends on them.
 
 Run: ``python -m bench.load`` (``make bench`` runs it with the others). Settings:
-``BENCH_SECONDS`` per point (10), ``BENCH_LOAD_LEVELS`` connections (``1,8,32``),
+``BENCH_SECONDS`` per point (10), cut into ``BENCH_LOAD_SLICES`` slices (3) taken in turn
+with the other endpoints', ``BENCH_LOAD_LEVELS`` connections (``1,8,32``),
 ``BENCH_WORKERS`` gunicorn sync workers (2 x cores + 1), ``BENCH_LOAD_DATABASE`` the scratch
 database (``bench_load``), ``BENCH_REDIS_URL`` the cache (``REDIS_URL``, else database 0 of
 the local Redis), ``BENCH_BROKER_URL`` the broker, ``BENCH_PORT``.
@@ -46,6 +48,10 @@ from bench.common import ROOT, django_setup, scratch_database
 
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+# Each point's seconds are cut into slices, taken in turn (trivial, purchase, wallet, then
+# again): the machine's speed drifts by up to a third from one minute to the next here, and
+# taken in turn every endpoint meets the same drift.
+SLICES = max(1, int(os.environ.get("BENCH_LOAD_SLICES", "3")))
 LEVELS = tuple(int(n) for n in os.environ.get("BENCH_LOAD_LEVELS", "1,8,32").split(","))
 # gunicorn's own advice for sync workers: (2 x cores) + 1.
 WORKERS = int(os.environ.get("BENCH_WORKERS", str((os.cpu_count() or 2) * 2 + 1)))
@@ -200,11 +206,53 @@ def run_wrk(path: str, connections: int, script: str | None, headers: list[str],
     latency = {p: _ms(v, u) for p, v, u in
                re.findall(r"^\s+(50|75|90|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)", out, re.M)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": round(rps), "p50": latency.get("50"), "p99": latency.get("99"),
-            "p90": latency.get("90"),
+            "p90": latency.get("90"), "requests": requests,
             "errors": socket_errors + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server_pid: int) -> dict:
+    """CPU used so far by the server's workers (its process group), by PostgreSQL (every
+    server process: backends, WAL writer, checkpointer) and by Redis, from /proc."""
+    used = {"web": 0, "db": 0, "redis": 0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:  # gone since the listing
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if int(fields[2]) == server_pid:  # process group
+            used["web"] += ticks
+        elif name.startswith("postgres"):
+            used["db"] += ticks
+        elif name.startswith("redis-server"):
+            used["redis"] += ticks
+    return {role: ticks / TICKS for role, ticks in used.items()}
+
+
+def combine(slices: list[dict], cpu: dict) -> dict:
+    """One point from its slices: requests/s over all of them, the median slice's p50 and
+    p90, the worst slice's p99, every error; and the CPU per request (ms) by role."""
+    requests = sum(s["requests"] for s in slices)
+    seconds = sum(s["requests"] / s["rps"] for s in slices if s["rps"])
+    middle = sorted(slices, key=lambda s: s["p50"] or 0)[len(slices) // 2]
+    p99s = [s["p99"] for s in slices if s["p99"] is not None]
+    return {"rps": round(requests / seconds) if seconds else 0, "p50": middle["p50"],
+            "p99": max(p99s) if p99s else None, "p90": middle["p90"],
+            "errors": sum(s["errors"] for s in slices),
+            "cpu_ms": {role: round(used / requests * 1000, 2) if requests else None
+                       for role, used in cpu.items()}}
 
 
 def redis_check(url: str) -> None:
@@ -250,20 +298,30 @@ def main() -> dict:
         # Every worker's first requests import, connect and fill caches: not measured.
         for name, (path, script, headers) in endpoints.items():
             run_wrk(path, max(LEVELS), script(f"warm-{name}"), headers, WARM_UP_SECONDS)
+        seconds = max(2, round(SECONDS / SLICES))
         for connections in LEVELS:
-            row = {"connections": connections}
-            for name, (path, script, headers) in endpoints.items():
-                row[name] = run_wrk(path, connections, script(str(connections)), headers)
-            rows.append(row)
+            slices = {name: [] for name in endpoints}
+            cpu = {name: {"web": 0.0, "db": 0.0, "redis": 0.0} for name in endpoints}
+            for turn in range(SLICES):
+                for name, (path, script, headers) in endpoints.items():
+                    before = cpu_seconds(server.pid)
+                    slices[name].append(run_wrk(path, connections,
+                                                script(f"{connections}-{turn}"), headers,
+                                                seconds))
+                    after = cpu_seconds(server.pid)
+                    for role in after:
+                        cpu[name][role] += after[role] - before[role]
+            rows.append({"connections": connections,
+                         **{name: combine(slices[name], cpu[name]) for name in endpoints}})
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     queued = broker.llen("celery")
     broker.delete("celery")
-    print(f"\nload ({SECONDS}s per point, gunicorn {WORKERS} sync workers, PostgreSQL, "
-          f"rate limits in Redis)")
+    print(f"\nload ({SLICES} x {seconds}s per point, taken in turn; gunicorn {WORKERS} sync "
+          f"workers, PostgreSQL, rate limits in Redis)")
     print(f"{'conns':>5} {'endpoint':>9} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6} {'vs trivial':>10} {'p99 vs':>7}")
+          f"{'errors':>6} {'vs trivial':>10} {'p99 vs':>7}   CPU ms per request: web db redis")
     for row in rows:
         base = row["trivial"]
         for name in endpoints:
@@ -272,7 +330,8 @@ def main() -> dict:
             p99_ratio = (r["p99"] or 0) / base["p99"] if base["p99"] else 0
             print(f"{row['connections']:>5} {name:>9} {r['rps']:>7} {r['p50'] or 0:>7.1f} "
                   f"{r['p90'] or 0:>7.1f} {r['p99'] or 0:>7.1f} {r['errors']:>6} {ratio:>10.2f} "
-                  f"{p99_ratio:>7.1f}")
+                  f"{p99_ratio:>7.1f}   {r['cpu_ms']['web']:>5} {r['cpu_ms']['db']:>5} "
+                  f"{r['cpu_ms']['redis']:>5}")
     for row in rows:
         buy, base = row["purchase"], row["trivial"]
         met = (base["rps"] and buy["rps"] * 3 >= base["rps"] and buy["p99"] is not None
