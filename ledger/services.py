@@ -15,13 +15,14 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.db import transaction as db_transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import engine
 from .errors import HoldStateError, IdempotencyConflict, LedgerInvariantError
-from .models import Account, Asset, Hold, Transaction
+from .models import Account, Asset, Hold, Transaction, new_public_id
 
 INT64_MAX = 2**63 - 1
 SYSTEM_CLIENT = "system"
@@ -80,6 +81,68 @@ def account_get_or_create(*, asset: Asset, kind: str, user=None, merchant=None) 
     )
     account.asset = asset
     return account
+
+
+# Every column of an account, in the model's order (``Account.from_db`` takes them so).
+_ACCOUNT_FIELDS = [f.attname for f in Account._meta.concrete_fields]
+# The missing ones of several accounts opened in one statement, each as
+# ``account_get_or_create`` opens it; an account that exists (or that another request opened
+# meanwhile) is left as it is and returns no row. The column names come from the model.
+_ACCOUNTS_OPEN_SQL = f"""
+INSERT INTO ledger_account (asset_id, kind, user_id, merchant_id, holder_key, public_id,
+                            bounded, tracks_lots, balance, created_at)
+SELECT w.asset, w.kind, w.person, w.merchant, w.holder, w.public_id, w.bounded, w.lots, 0,
+       %s::timestamptz
+  FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
+              %s::boolean[], %s::boolean[])
+       AS w(asset, kind, person, merchant, holder, public_id, bounded, lots)
+ON CONFLICT (asset_id, kind, holder_key) DO NOTHING
+RETURNING {", ".join(Account._meta.get_field(f).column for f in _ACCOUNT_FIELDS)}
+"""  # noqa: S608
+
+
+def accounts_get_or_create(wanted: Sequence[tuple[Asset, str, object, object]]
+                           ) -> list[Account]:
+    """``account_get_or_create`` for several accounts at once: ``wanted`` holds
+    ``(asset, kind, user, merchant)``, the answer the accounts in that order. On PostgreSQL
+    the missing ones are opened by one ``INSERT ... ON CONFLICT DO NOTHING`` and those that
+    existed are read by one query (a shopper's first purchase opens its two wallets in one
+    statement where ``get_or_create`` took four each); elsewhere one by one."""
+    if not settings.USES_POSTGRES or not wanted:
+        return [account_get_or_create(asset=asset, kind=kind, user=user, merchant=merchant)
+                for asset, kind, user, merchant in wanted]
+    specs = {}  # (asset id, kind, holder key) -> (asset, kind, user, merchant), each once
+    for asset, kind, user, merchant in wanted:
+        specs.setdefault((asset.pk, kind, holder_key(user=user, merchant=merchant)),
+                         (asset, kind, user, merchant))
+    rows = list(specs.items())
+    bounded = [kind not in Account.UNBOUNDED_KINDS for (_a, kind, _h), _spec in rows]
+    params = [
+        timezone.now(), [key[0] for key, _spec in rows], [str(key[1]) for key, _spec in rows],
+        [spec[2].pk if spec[2] is not None else None for _key, spec in rows],
+        [spec[3].pk if spec[3] is not None else None for _key, spec in rows],
+        [key[2] for key, _spec in rows], [new_public_id() for _row in rows], bounded,
+        [is_bounded and spec[0].expires for is_bounded, (_key, spec) in zip(bounded, rows,
+                                                                           strict=True)],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCOUNTS_OPEN_SQL, params)
+        found = [Account.from_db(connection.alias, _ACCOUNT_FIELDS, row)
+                 for row in cursor.fetchall()]
+    accounts = {(a.asset_id, a.kind, a.holder_key): a for a in found}
+    existing = [key for key in specs if key not in accounts]
+    if existing:
+        condition = Q()
+        for asset_id, kind, holder in existing:
+            condition |= Q(asset_id=asset_id, kind=kind, holder_key=holder)
+        accounts.update({(a.asset_id, a.kind, a.holder_key): a
+                         for a in Account.objects.filter(condition)})
+    answer = []
+    for asset, kind, user, merchant in wanted:
+        account = accounts[(asset.pk, kind, holder_key(user=user, merchant=merchant))]
+        account.asset = asset
+        answer.append(account)
+    return answer
 
 
 def issuance_account(asset: Asset) -> Account:

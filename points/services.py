@@ -139,7 +139,7 @@ def split_for(*, amount: Decimal, rebate_rate: Decimal, points: int, price: Deci
 
 def _accounts(merchant: Merchant, shopper, assets: PurchaseAssets) -> dict[str, Account]:
     """The seven accounts a purchase (or its refund) touches, read in one query; the few a
-    first purchase lacks (the shopper's wallets) are made by ``ledger.account_get_or_create``."""
+    first purchase lacks (the shopper's wallets) are opened by ``ledger.accounts_get_or_create``."""
     brand, sv, shared = assets.brand, assets.sv, assets.shared
     wanted = {
         "brand_issuance": (brand, Account.Kind.ISSUANCE, {"merchant": brand.issuer}),
@@ -160,13 +160,18 @@ def _accounts(merchant: Merchant, shopper, assets: PurchaseAssets) -> dict[str, 
             holder_key__in={key[2] for key in keys.values()})
     }
     accounts = {}
-    for name, (asset, kind, holder) in wanted.items():
+    for name, (asset, _kind, _holder) in wanted.items():
         account = found.get(keys[name])
-        if account is None:
-            account = ledger.account_get_or_create(asset=asset, kind=kind, **holder)
-        account.asset = asset
-        accounts[name] = account
-    return accounts
+        if account is not None:
+            account.asset = asset
+            accounts[name] = account
+    missing = [name for name in wanted if name not in accounts]
+    if missing:
+        opened = ledger.accounts_get_or_create([
+            (wanted[name][0], wanted[name][1], wanted[name][2].get("user"),
+             wanted[name][2].get("merchant")) for name in missing])
+        accounts.update(zip(missing, opened, strict=True))
+    return {name: accounts[name] for name in wanted}
 
 
 def _existing_purchase(merchant: Merchant, key: str, fingerprint: str) -> Purchase | None:

@@ -26,9 +26,12 @@ IN_THE_REQUEST = 2
 # purchase, the tasks (with the first-purchase check), the webhook endpoints and the delivery
 # row. Before: 18 in all.
 RETURNING_SHOPPER = IN_THE_REQUEST + 4
-# A first purchase also opens the shopper's two wallets (in the request: 11 queries) and
-# pays the first-purchase task (its own ledger transaction, in the follow-ups). Before: 43.
-NEW_SHOPPER = 32
+# A shopper's first purchase anywhere also opens its brand and SV wallets, with one
+# statement (before: a get_or_create of four statements each, 10 in the request), ...
+FIRST_IN_THE_REQUEST = IN_THE_REQUEST + 1
+# ... and pays the first-purchase task (its own ledger transaction, in the follow-ups).
+# 24 in all; before: 32, and 43 before that.
+NEW_SHOPPER = 24
 
 
 @pytest.fixture
@@ -86,6 +89,25 @@ def test_the_request_itself_runs_two_queries(set_up, api, real_broker,
         response = _buy(api, shopper)
 
     # then the request ran two statements, and left one message for the worker
+    assert response.status_code == 201
+    assert real_broker()[-1] == response.json()["id"]
+
+
+@pytest.mark.xdist_group("broker")
+def test_a_new_shoppers_first_purchase_opens_both_wallets_in_one_statement(
+        set_up, api, real_broker, django_assert_max_num_queries,
+        django_capture_on_commit_callbacks):
+    # given the merchant's first purchase made (it opens the merchant's own accounts)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _buy(api, UserFactory()).status_code == 201
+
+    # when a shopper who has never bought anywhere buys, the follow-ups queued for the worker
+    newcomer = UserFactory()
+    with django_assert_max_num_queries(FIRST_IN_THE_REQUEST), \
+            django_capture_on_commit_callbacks(execute=True):
+        response = _buy(api, newcomer)
+
+    # then the request opened the shopper's brand and SV wallets with one statement
     assert response.status_code == 201
     assert real_broker()[-1] == response.json()["id"]
 
