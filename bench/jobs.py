@@ -36,6 +36,9 @@ from pathlib import Path
 from bench.common import django_setup, scratch_database
 
 HOLDERS = int(os.environ.get("BENCH_JOBS_HOLDERS", "1000000"))
+# Shown with the figures: checkpoints forced by WAL volume make the jobs write every page they
+# touch again in full.
+WAL_SETTINGS = ("max_wal_size", "checkpoint_timeout", "wal_compression", "shared_buffers")
 # Credits per seed transaction (a transaction holds at most 32,768 legs).
 SEED_CHUNK = 30_000
 
@@ -261,8 +264,11 @@ def main() -> dict:
     plain = ref["plain_s"]
     jobs = {"airdrop (day 1, opens the wallets)": airdrop1, "airdrop (next days)": airdrop2,
             "expiry": expiry, "airdrop, after VACUUM FULL": airdrop3}
+    # The server settings that decide how much WAL the jobs write (docs/scaling.md).
+    server = {name: _scalar(f"SHOW {name}") for name in WAL_SETTINGS}
     print(f"\njobs ({HOLDERS:,} holders, PostgreSQL; set-up {seeded:.0f} s, "
           f"{postings:,} postings in the end)")
+    print("  server: " + ", ".join(f"{name} {value}" for name, value in server.items()))
     print(f"  reference: INSERT ... SELECT of {HOLDERS:,} rows          {plain:7.1f} s")
     print(f"  reference: the same into a ledger_posting-shaped table "
           f"{ref['postings_shaped_s']:7.1f} s")
@@ -280,7 +286,7 @@ def main() -> dict:
     print(f"  verify_ledger balances and lots      {ledger_s:7.1f} s")
     print(f"  process peak RSS (whole run)         "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:7.0f} MB")
-    return {"jobs": {"holders": HOLDERS, "reference_s": plain, **ref,
+    return {"jobs": {"holders": HOLDERS, "reference_s": plain, **ref, "server": server,
                      **{name: {k: v for k, v in f.items() if k != "counts"}
                         for name, f in jobs.items()},
                      "airdrop_verify_s": verify_s, "verify_ledger_s": ledger_s}}
