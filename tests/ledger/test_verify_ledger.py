@@ -92,3 +92,43 @@ def test_a_posting_moved_to_a_missing_account_is_named(ledger_with_history, caps
     assert code != 0
     assert f"leg {target.leg} names no account" in out
     assert f"transaction {target.transaction_id}" in out
+
+
+def test_a_deleted_lot_is_named(ledger_with_history, capsys):
+    # given an attacker who deletes the wallet's lots, leaving its balance
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM ledger_lot WHERE account_id = %s", [ledger_with_history.pk])
+
+    code, out = _run(capsys)
+
+    # then the lots the journal says the wallet holds are missing, and its balance is unbacked
+    assert code != 0
+    assert "holds 0, the journal says 650" in out
+    assert f"lots sum to 0, balance is 650 (account {ledger_with_history.public_id})" in out
+
+
+def test_a_lot_on_an_account_that_tracks_none_is_named(ledger_with_history, issuance, capsys):
+    # given a lot slipped onto the brand's issuance account, which keeps no lots
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO ledger_lot (account_id, expires_at, remaining) "
+                       "VALUES (%s, now() + interval '1 year', 7)", [issuance.pk])
+
+    code, out = _run(capsys)
+
+    # then the lot is named with the last transaction of that account, and the wallet is clean
+    assert code != 0
+    assert "holds 7, the journal says 0" in out
+    assert "lots sum to 7, balance is 0" in out
+    assert ledger_with_history.public_id not in out
+
+
+def test_replayed_lots_of_an_account_the_stored_side_missed_are_still_compared(
+        ledger_with_history, monkeypatch):
+    # given the stored side read without the wallet (its lot flag changed between the reads)
+    from ledger import verification
+
+    monkeypatch.setattr(verification, "_stored_lots", lambda: iter(()))
+
+    # then the wallet's replayed lots are compared with none
+    problems = [str(p) for p in verification.check_lots()]
+    assert any("holds 0, the journal says 650" in p for p in problems), problems
