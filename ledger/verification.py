@@ -116,7 +116,7 @@ def replay_lots() -> dict[int, dict]:
     if not tracked:
         return lots
     assets_with_lots = set(
-        Account.objects.filter(tracks_lots=True).values_list("asset_id", flat=True)
+        Account.objects.filter(tracks_lots=True).values_list("asset_id", flat=True).distinct()
     )
     postings = (
         Posting.objects.filter(asset_id__in=assets_with_lots)
@@ -126,12 +126,17 @@ def replay_lots() -> dict[int, dict]:
     )
     current: list[tuple] = []
     current_txn = None
-    for row in postings:
-        if row[0] != current_txn and current:
+    # One object per expiry date, not one per posting: a day's lots share a few dates, and the
+    # replay keeps a key for every lot.
+    expiries: dict = {}
+    for txn, asset, account, amount, expires_at in postings:
+        if txn != current_txn and current:
             _replay_transaction(current, tracked, lots)
             current = []
-        current_txn = row[0]
-        current.append(row)
+        current_txn = txn
+        current.append((txn, asset, account, amount,
+                        expires_at if expires_at is None
+                        else expiries.setdefault(expires_at, expires_at)))
     if current:
         _replay_transaction(current, tracked, lots)
     return lots
