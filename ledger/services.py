@@ -70,14 +70,21 @@ def holder_key(*, user=None, merchant=None) -> str:
     return "alliance"
 
 
+def _account_limits(asset: Asset, kind: str) -> tuple[bool, bool]:
+    """(bounded, tracks lots) of a new account: issuance and sinks are unbounded; a bounded
+    account of an asset that expires keeps lots."""
+    bounded = kind not in Account.UNBOUNDED_KINDS
+    return bounded, bounded and asset.expires
+
+
 def account_get_or_create(*, asset: Asset, kind: str, user=None, merchant=None) -> Account:
     """The account of ``(holder, asset, kind)``; created on first use. The alliance holds the
     accounts that name neither a user nor a merchant."""
-    bounded = kind not in Account.UNBOUNDED_KINDS
+    bounded, tracks_lots = _account_limits(asset, kind)
     account, _ = Account.objects.select_related("asset").get_or_create(
         asset=asset, kind=kind, holder_key=holder_key(user=user, merchant=merchant),
         defaults={"user": user, "merchant": merchant, "bounded": bounded,
-                  "tracks_lots": bounded and asset.expires},
+                  "tracks_lots": tracks_lots},
     )
     account.asset = asset
     return account
@@ -111,38 +118,29 @@ def accounts_get_or_create(wanted: Sequence[tuple[Asset, str, object, object]]
     if not settings.USES_POSTGRES or not wanted:
         return [account_get_or_create(asset=asset, kind=kind, user=user, merchant=merchant)
                 for asset, kind, user, merchant in wanted]
-    specs = {}  # (asset id, kind, holder key) -> (asset, kind, user, merchant), each once
-    for asset, kind, user, merchant in wanted:
-        specs.setdefault((asset.pk, kind, holder_key(user=user, merchant=merchant)),
-                         (asset, kind, user, merchant))
-    rows = list(specs.items())
-    bounded = [kind not in Account.UNBOUNDED_KINDS for (_a, kind, _h), _spec in rows]
-    params = [
-        timezone.now(), [key[0] for key, _spec in rows], [str(key[1]) for key, _spec in rows],
-        [spec[2].pk if spec[2] is not None else None for _key, spec in rows],
-        [spec[3].pk if spec[3] is not None else None for _key, spec in rows],
-        [key[2] for key, _spec in rows], [new_public_id() for _row in rows], bounded,
-        [is_bounded and spec[0].expires for is_bounded, (_key, spec) in zip(bounded, rows,
-                                                                           strict=True)],
-    ]
+    keys = [(asset.pk, kind, holder_key(user=user, merchant=merchant))
+            for asset, kind, user, merchant in wanted]
+    rows = {}  # one row per account, however often it is asked for: the statement's columns
+    for key, (asset, kind, user, merchant) in zip(keys, wanted, strict=True):
+        rows.setdefault(key, (asset.pk, str(kind), user.pk if user else None,
+                              merchant.pk if merchant else None, key[2], new_public_id(),
+                              *_account_limits(asset, kind)))
     with connection.cursor() as cursor:
-        cursor.execute(_ACCOUNTS_OPEN_SQL, params)
+        columns = [list(column) for column in zip(*rows.values(), strict=True)]
+        cursor.execute(_ACCOUNTS_OPEN_SQL, [timezone.now(), *columns])
         found = [Account.from_db(connection.alias, _ACCOUNT_FIELDS, row)
                  for row in cursor.fetchall()]
     accounts = {(a.asset_id, a.kind, a.holder_key): a for a in found}
-    existing = [key for key in specs if key not in accounts]
+    existing = [key for key in rows if key not in accounts]
     if existing:
         condition = Q()
         for asset_id, kind, holder in existing:
             condition |= Q(asset_id=asset_id, kind=kind, holder_key=holder)
         accounts.update({(a.asset_id, a.kind, a.holder_key): a
                          for a in Account.objects.filter(condition)})
-    answer = []
-    for asset, kind, user, merchant in wanted:
-        account = accounts[(asset.pk, kind, holder_key(user=user, merchant=merchant))]
-        account.asset = asset
-        answer.append(account)
-    return answer
+    for key, (asset, *_rest) in zip(keys, wanted, strict=True):
+        accounts[key].asset = asset
+    return [accounts[key] for key in keys]
 
 
 def issuance_account(asset: Asset) -> Account:
