@@ -4,7 +4,7 @@ Two implementations of one algorithm (``ledger_post()``, last replaced by migrat
 the other half):
 
 * ``post_sql``: PostgreSQL, one round trip to the ``ledger_post()`` function, as a prepared
-  statement (libpq's own outside a transaction, psycopg's inside one).
+  statement (``alliance.prepared``: libpq's own outside a transaction, psycopg's inside one).
 * ``post_python``: the same steps through the ORM; the SQLite demo uses it, and the property
   tests run it on PostgreSQL too so both engines are held to the same invariants.
 
@@ -20,21 +20,15 @@ checked by the caller before, and by the deferred trigger at commit.
 """
 
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections
+from django.db import DatabaseError, IntegrityError
 from django.db import transaction as db_transaction
-from django.db.backends.postgresql.psycopg_any import is_psycopg3
 from django.db.models import F
 from django.utils import timezone
-
-if is_psycopg3:
-    from psycopg import errors, pq
 
 from alliance.prepared import fetchone_prepared
 
@@ -66,16 +60,8 @@ class Outcome:
 _SQLSTATE_INSUFFICIENT = "LB001"
 _SQLSTATE_UNBALANCED = "LB002"
 _SQLSTATE_RACE = "LB005"
-_SQLSTATE_NO_STATEMENT = b"26000"  # invalid_sql_statement_name: no such prepared statement
-
-
-_POST_SQL = ("SELECT txn_id, txn_created, outcome FROM ledger_post(%s, %s, %s, %s, %s::jsonb, %s, "
-             "%s::jsonb)")
-# The same call for libpq's own prepared statement (``_execute_raw``): parameters are sent as
-# text, typed by the statement.
-_POST_STATEMENT = b"ledger_post_v9"
-_POST_RAW_SQL = (b"SELECT txn_id, txn_created, outcome FROM ledger_post($1::text, $2::text, "
-                 b"$3::text, $4::text, $5::jsonb, $6::timestamptz, $7::jsonb)")
+_POST_SQL = ("SELECT txn_id, txn_created, outcome FROM ledger_post(%s::text, %s::text, %s::text, "
+             "%s::text, %s::jsonb, %s::timestamptz, %s::jsonb)")
 
 
 class IdempotencyRace(Exception):
@@ -103,7 +89,7 @@ def post_sql(*, kind: str, client: str, key: str, fingerprint: str, metadata: di
              occurred_at: datetime, legs: list[PreparedLeg]) -> Outcome:
     params = [kind, client, key, fingerprint, json.dumps(metadata), occurred_at, legs_json(legs)]
     try:
-        txn_id, created_at, status = _execute(params)
+        txn_id, created_at, status = fetchone_prepared(_POST_SQL, params)
     except DatabaseError as exc:
         cause = exc.__cause__
         sqlstate = getattr(cause, "sqlstate", None)
@@ -116,66 +102,6 @@ def post_sql(*, kind: str, client: str, key: str, fingerprint: str, metadata: di
             raise IdempotencyRace from None
         raise
     return Outcome(txn_id, created_at, status)
-
-
-def _execute(params: list) -> tuple:
-    """Run the posting call on Django's connection and return its row.
-
-    Outside a transaction (the hot path: the call commits by itself) it goes straight to
-    libpq as a prepared statement of its own (``_execute_raw``); inside one, through
-    ``alliance.prepared.fetchone_prepared`` (a psycopg cursor, server-side prepared), so that
-    psycopg opens the transaction it owes the caller. Either way the call is parsed and
-    planned once per connection, errors come out as Django's, like any query's, and the
-    statement is logged where Django logs queries (``CaptureQueriesContext``, DEBUG).
-    ``LEDGER_PREPARED_STATEMENTS = False`` (behind a pooler that cannot keep prepared
-    statements) sends it through Django's ordinary cursor.
-    """
-    db = connections[DEFAULT_DB_ALIAS]
-    if settings.LEDGER_PREPARED_STATEMENTS and is_psycopg3:
-        db.ensure_connection()
-        raw = db.connection
-        if (db.autocommit and not db.in_atomic_block
-                and raw.pgconn.transaction_status == pq.TransactionStatus.IDLE):
-            started = time.monotonic()
-            with db.wrap_database_errors:
-                row = _execute_raw(db, raw, params)
-            if db.queries_logged:
-                db.queries_log.append({
-                    "sql": f"{_POST_SQL} -- prepared by libpq, {len(params)} parameters",
-                    "time": f"{time.monotonic() - started:.3f}",
-                })
-            return row
-    return fetchone_prepared(_POST_SQL, params)
-
-
-def _execute_raw(db, raw, params: list) -> tuple:
-    """One ``PQexecPrepared`` on the connection's libpq handle: no cursor, no adaptation by
-    type look-up, no statement cache to consult. psycopg's cursor path cost about as much
-    client CPU as everything else the service does per transaction. Only in autocommit:
-    psycopg is not told of the statement, so it must leave no transaction open."""
-    pgconn = raw.pgconn
-    if getattr(db, "_ledger_post_prepared_on", None) is not pgconn:
-        result = pgconn.prepare(_POST_STATEMENT, _POST_RAW_SQL)
-        if result.status != pq.ExecStatus.COMMAND_OK:
-            raise errors.error_from_result(result, encoding=raw.info.encoding)
-        db._ledger_post_prepared_on = pgconn
-    kind, client, key, fingerprint, metadata, occurred_at, legs = params
-    values = [kind.encode(), client.encode(), key.encode(), fingerprint.encode(),
-              metadata.encode(), occurred_at.isoformat().encode(), legs.encode()]
-    result = pgconn.exec_prepared(_POST_STATEMENT, values)
-    if (result.status == pq.ExecStatus.FATAL_ERROR
-            and result.error_field(pq.DiagnosticField.SQLSTATE) == _SQLSTATE_NO_STATEMENT):
-        # The session forgot it (DISCARD ALL, DEALLOCATE ALL): prepare it again, once.
-        db._ledger_post_prepared_on = None
-        return _execute_raw(db, raw, params)
-    if result.status != pq.ExecStatus.TUPLES_OK:
-        raise errors.error_from_result(result, encoding=raw.info.encoding)
-    # Read by hand: a bigint, a timestamptz in ISO form (PostgreSQL's default DateStyle, and
-    # the only one psycopg reads timestamps in) and a word; a psycopg loader set up per call
-    # costs more than the three together.
-    return (int(result.get_value(0, 0)),
-            datetime.fromisoformat(result.get_value(0, 1).decode()),
-            result.get_value(0, 2).decode())
 
 
 def _public_id(legs: list[PreparedLeg], account_pk: str | None) -> str | None:
