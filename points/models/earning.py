@@ -107,14 +107,17 @@ class MemberTier(models.Model):
 class Purchase(models.Model):
     """A purchase a merchant recorded for a shopper (SPEC §4.1), with what it produced."""
 
+    # Indexed first in the unique (merchant, idempotency key) and in purchase_merchant_shopper.
     merchant = models.ForeignKey(
-        "merchants.Merchant", on_delete=models.PROTECT, related_name="purchases"
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="purchases", db_index=False
     )
     shopper = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchases"
     )
+    # Indexed where set (purchase_store): most purchases name no store.
     store = models.ForeignKey(
-        "merchants.Store", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "merchants.Store", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,
     )
     order_ref = models.CharField(_("order reference"), max_length=100)
     idempotency_key = models.CharField(max_length=128)
@@ -147,8 +150,12 @@ class Purchase(models.Model):
                                    name="purchase_refund_within_amount"),
         ]
         indexes = [
+            # Covering the shopper's spend and points at a merchant over a period (the tier's
+            # trailing year, the daily cap): read from the index alone, not row by row.
             models.Index(fields=["merchant", "shopper", "occurred_at"],
-                         name="purchase_merchant_shopper"),
+                         include=["amount", "points"], name="purchase_merchant_shopper"),
+            models.Index(fields=["store"], condition=models.Q(store__isnull=False),
+                         name="purchase_store"),
         ]
 
     def __str__(self) -> str:

@@ -160,6 +160,24 @@ def test_a_returning_shopper_with_nothing_to_follow_queues_nothing(
     assert real_broker() == ids[:1]
 
 
+@pytest.mark.xdist_group("broker")
+def test_an_alliance_first_purchase_task_follows_only_the_shoppers_first_purchase(
+        merchant, api, real_broker, django_capture_on_commit_callbacks):
+    # given a first-purchase task of the alliance's (any merchant's till counts)
+    _first_purchase_task(None)
+    shopper = UserFactory()
+    ids = []
+    for key in ("a-1", "a-2"):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api.post("/api/v1/purchases", {"member": shopper.member_code,
+                                                      "amount": "10.00", "order_ref": key},
+                                format="json", HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    # then only the shopper's first purchase anywhere had it to pay
+    assert real_broker() == ids[:1]
+
+
 def test_broker_unreachable_the_follow_ups_run_in_the_request(
         merchant, api, django_capture_on_commit_callbacks):
     # given a first-purchase task, and a broker nobody answers on
