@@ -117,3 +117,22 @@ def test_odd_bodies_get_the_answers_they_got_before(api, body, status):
                            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
     assert response.status_code == status
     assert "code" in response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type, encode, status", [
+    ("application/json", lambda text: text.encode(), 201),
+    ("application/json; charset=utf-16", lambda text: text.encode("utf-16"), 201),
+    ("application/json", lambda text: b"\xef\xbb\xbf" + text.encode(), 400),  # a BOM
+    ("application/json-patch+json", lambda text: text.encode(), 415),
+    ("application/json", lambda text: text.encode("utf-16"), 400),  # not the charset said
+])
+def test_a_body_read_with_the_key_is_read_as_drf_reads_it(api, shopper, content_type, encode,
+                                                           status):
+    # The view takes the body as the key check read it, only where DRF's JSON parser would
+    # read it the same: an encoding, a byte-order mark or a media type it answers otherwise
+    # gets DRF's answer.
+    text = json.dumps({"member": shopper.member_code, "amount": "3.00", "order_ref": "b-1"})
+    response = api.generic("POST", "/api/v1/purchases", encode(text), content_type=content_type,
+                           HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
+    assert response.status_code == status, response.content
+    assert Purchase.objects.filter(shopper=shopper).count() == (1 if status == 201 else 0)
