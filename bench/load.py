@@ -12,7 +12,8 @@ p99, no errors.
 Fair by construction: one gunicorn (the same workers, settings and Redis-backed rate limits,
 ``DEBUG`` off, persistent database connections) serves all three endpoints; every endpoint
 is warmed up before it is measured; wrk runs the same way for each (a Lua script only where
-the request must change: the purchase's key and member).
+the request must change: the purchase's key and member). The database is measured as
+production keeps it: vacuumed, analyzed and checkpointed after the set-up (``settle``).
 
 As in production: the Celery broker is Redis (``BENCH_BROKER_URL``, by default the Redis
 database after the cache's), so what a purchase leaves for later (its tasks and its
