@@ -143,38 +143,28 @@ def test_a_purchase_queues_its_follow_ups_as_one_message(merchant, api, real_bro
     assert not WebhookDelivery.objects.exists()
 
 
+def _two_purchases(api, capture) -> list[int]:
+    """A new shopper's first two purchases at the till; their ids."""
+    shopper = UserFactory()
+    ids = []
+    for key in ("p-1", "p-2"):
+        with capture(execute=True):
+            response = api.post("/api/v1/purchases", {"member": shopper.member_code,
+                                                      "amount": "10.00", "order_ref": key},
+                                format="json", HTTP_IDEMPOTENCY_KEY=key)
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    return ids
+
+
 @pytest.mark.xdist_group("broker")
+@pytest.mark.parametrize("alliance_task", [False, True], ids=["merchant", "alliance"])
 def test_a_returning_shopper_with_nothing_to_follow_queues_nothing(
-        merchant, api, real_broker, django_capture_on_commit_callbacks):
-    _first_purchase_task(merchant)
-    shopper = UserFactory()
-    ids = []
-    for key in ("r-1", "r-2"):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = api.post("/api/v1/purchases", {"member": shopper.member_code,
-                                                      "amount": "10.00", "order_ref": key},
-                                format="json", HTTP_IDEMPOTENCY_KEY=key)
-        assert response.status_code == 201
-        ids.append(response.json()["id"])
+        merchant, api, real_broker, django_capture_on_commit_callbacks, alliance_task):
+    # given a first-purchase task, the merchant's own or the alliance's (any till counts)
+    _first_purchase_task(None if alliance_task else merchant)
+    ids = _two_purchases(api, django_capture_on_commit_callbacks)
     # the first purchase had a first-purchase task to pay; the second has nothing to follow
-    assert real_broker() == ids[:1]
-
-
-@pytest.mark.xdist_group("broker")
-def test_an_alliance_first_purchase_task_follows_only_the_shoppers_first_purchase(
-        merchant, api, real_broker, django_capture_on_commit_callbacks):
-    # given a first-purchase task of the alliance's (any merchant's till counts)
-    _first_purchase_task(None)
-    shopper = UserFactory()
-    ids = []
-    for key in ("a-1", "a-2"):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = api.post("/api/v1/purchases", {"member": shopper.member_code,
-                                                      "amount": "10.00", "order_ref": key},
-                                format="json", HTTP_IDEMPOTENCY_KEY=key)
-        assert response.status_code == 201
-        ids.append(response.json()["id"])
-    # then only the shopper's first purchase anywhere had it to pay
     assert real_broker() == ids[:1]
 
 
