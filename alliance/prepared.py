@@ -152,6 +152,10 @@ def _fetchone_libpq(raw, sql: str, values: list, again: bool = True) -> tuple | 
             # DISCARD ALL or DEALLOCATE ALL ran on this session: prepare it again, once.
             statements.clear()
             return _fetchone_libpq(raw, sql, values, again=False)
+        if pgconn.status == pq.ConnStatus.BAD:
+            # The connection is gone (a cut, a server that died without a word): psycopg
+            # says so with an OperationalError, whatever the result carries.
+            raise psycopg.OperationalError(result.get_error_message(raw.info.encoding))
         raise errors.error_from_result(result, encoding=raw.info.encoding)
     if not result.ntuples:
         return None

@@ -4,11 +4,13 @@ Django opens psycopg connections with ``prepare_threshold=None``, which turns of
 prepared statement, even one asked for by name; ``config.settings`` sets a threshold no
 statement reaches, so that only the ones asked for are prepared."""
 
+import os
+import socket
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import DataError, connection
+from django.db import DataError, OperationalError, connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from psycopg import pq
@@ -163,3 +165,17 @@ def test_with_autocommit_off_by_hand_the_statement_joins_the_open_transaction():
                              ["kept"]) == ("kept",)
     connection.rollback()  # nothing open: nothing to undo
     assert _by_cursor("SELECT count(*) FROM prepared_test", []) == (1,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_lost_connection_is_an_operational_error():
+    # given a connection whose socket is cut under libpq, with no word from the server
+    assert fetchone_prepared(_SQL, [1]) == (2,)
+    cut = socket.socket(fileno=os.dup(connection.connection.pgconn.socket))
+    cut.shutdown(socket.SHUT_RDWR)
+    cut.close()
+    # when the next statement is sent, then it fails as psycopg fails a lost connection
+    with pytest.raises(OperationalError):
+        fetchone_prepared(_SQL, [2])
+    connection.close()
+    assert fetchone_prepared(_SQL, [3]) == (4,)
