@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from ledger.models import Asset
+from ledger.services import alliance_asset
 from merchants.dashboard_views import licence_response
 from merchants.models import LeaveRequest, Merchant
 from merchants.services import merchant_leave_approve, merchant_leave_reject
@@ -122,7 +122,7 @@ def leaving_queue(request: HttpRequest) -> HttpResponse:
     return render(request, "console/applications/leaving.html", {
         "page": page, "status": status, "statuses": LeaveRequest.Status.choices,
         "note_form": RequiredNoteForm(), "approve_form": NoteForm(),
-        "shared": Asset.objects.get(code="SHARED"),
+        "shared": alliance_asset("SHARED"),
     })
 
 
@@ -213,7 +213,7 @@ def proposal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         and (proposal.proposed_by_id == request.user.pk or request.user.is_alliance_staff),
         "parameter": PARAMETERS.get(proposal.payload.get("key", "")),
         "merchant": proposal.merchant,
-        "shared": Asset.objects.get(code="SHARED"),
+        "shared": alliance_asset("SHARED"),
     })
 
 
@@ -265,7 +265,7 @@ def supervision_home(request: HttpRequest) -> HttpResponse:
     return render(request, "console/supervision/home.html", {
         "rows": selectors.supervision_overview(days=7),
         "alerts": selectors.alert_list(open_only=True)[:20],
-        "shared": Asset.objects.get(code="SHARED"),
+        "shared": alliance_asset("SHARED"),
     })
 
 
@@ -279,7 +279,7 @@ def supervision_merchant(request: HttpRequest, pk: int) -> HttpResponse:
         "flows": flows, "flows_json": json.dumps(flows),
         "transactions": selectors.merchant_recent_transactions(merchant=merchant),
         "alerts": selectors.alert_list(open_only=False).filter(merchant=merchant)[:20],
-        "shared": Asset.objects.get(code="SHARED"),
+        "shared": alliance_asset("SHARED"),
     })
 
 

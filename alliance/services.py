@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ledger.models import Account, Asset, Posting
-from ledger.services import event_record
+from ledger.services import alliance_asset, event_record
 from merchants.models import Merchant
 
 from .emails import email_after_commit
@@ -326,7 +326,7 @@ def _merchant_for(payload: dict, statuses: tuple[str, ...]) -> Merchant:
 
 
 def _shared_minor(amount) -> int:
-    shared = Asset.objects.get(code="SHARED")
+    shared = alliance_asset("SHARED")
     try:
         number = Decimal(str(amount).strip())
         if not number.is_finite() or number <= 0:

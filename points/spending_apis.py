@@ -21,6 +21,7 @@ from alliance.errors import DomainError, NotFound
 from alliance.idempotency import IDEMPOTENCY_PARAMETER, idempotency_key
 from alliance.permissions import HasAccess
 from ledger.models import Asset
+from ledger.services import alliance_asset
 from merchants.api_auth import HasApiKeyScope, api_key_merchant
 from merchants.models import Store
 
@@ -471,7 +472,7 @@ def exchange_body(done: Exchange) -> dict:
         "amount_in": _points(done.source_asset, done.amount_in),
         "amount_out": _points(done.target_asset, done.amount_out),
         "value_in_cny": str(done.value_in), "value_out_cny": str(done.value_out),
-        "settlement_shared": str(Asset.objects.get(code="SHARED").to_major(done.settlement)),
+        "settlement_shared": str(alliance_asset("SHARED").to_major(done.settlement)),
         "transaction": done.transaction_id,
     }
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, QuerySet, Sum
 
 from ledger.models import Asset
+from ledger.services import alliance_asset
 from merchants.models import Merchant
 
 from .models import Task, TaskCompletion, TaskProgress
@@ -39,7 +40,7 @@ def _reward_assets(tasks: list[Task]) -> dict[int | None, Asset]:
         a.issuer_id: a for a in Asset.objects.filter(issuer__in=merchants,
                                                      family=Asset.Family.BRAND)
     }
-    assets[None] = Asset.objects.get(code="SHARED")
+    assets[None] = alliance_asset("SHARED")
     return assets
 
 
