@@ -32,6 +32,7 @@ if is_psycopg3:
 
 _UNKNOWN_TYPE = 0  # the OID psycopg falls back to for a type it has no loader of
 _NO_STATEMENT = b"26000"  # invalid_sql_statement_name: the session forgot the statement
+_STATEMENT_EXISTS = b"42P05"  # duplicate_prepared_statement
 _PLACEHOLDER = re.compile(r"%(.)", re.S)
 
 
@@ -142,21 +143,19 @@ def _fetchone_libpq(raw, sql: str, values: list, again: bool = True) -> tuple | 
     name, text = _named(sql)
     if name not in statements:
         result = pgconn.prepare(name, text)
-        if result.status != pq.ExecStatus.COMMAND_OK:
-            raise errors.error_from_result(result, encoding=raw.info.encoding)
+        # (already there: the session kept it while this side forgot it, see below)
+        if (result.status != pq.ExecStatus.COMMAND_OK
+                and result.error_field(pq.DiagnosticField.SQLSTATE) != _STATEMENT_EXISTS):
+            _raise(raw, result)
         statements[name] = None
     result = pgconn.exec_prepared(name, values)
     if result.status != pq.ExecStatus.TUPLES_OK:
         if (again and result.status == pq.ExecStatus.FATAL_ERROR
                 and result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_STATEMENT):
-            # DISCARD ALL or DEALLOCATE ALL ran on this session: prepare it again, once.
+            # DISCARD ALL or DEALLOCATE ran on this session: prepare it again, once.
             statements.clear()
             return _fetchone_libpq(raw, sql, values, again=False)
-        if pgconn.status == pq.ConnStatus.BAD:
-            # The connection is gone (a cut, a server that died without a word): psycopg
-            # says so with an OperationalError, whatever the result carries.
-            raise psycopg.OperationalError(result.get_error_message(raw.info.encoding))
-        raise errors.error_from_result(result, encoding=raw.info.encoding)
+        _raise(raw, result)
     if not result.ntuples:
         return None
     loaders = statements[name]
@@ -165,6 +164,14 @@ def _fetchone_libpq(raw, sql: str, values: list, again: bool = True) -> tuple | 
                                       for column in range(result.nfields)]
     return tuple(None if (value := result.get_value(0, column)) is None else load(value)
                  for column, load in enumerate(loaders))
+
+
+def _raise(raw, result) -> None:
+    if raw.pgconn.status == pq.ConnStatus.BAD:
+        # The connection is gone (a cut, a server that died without a word): psycopg says
+        # so with an OperationalError, whatever the result carries.
+        raise psycopg.OperationalError(result.get_error_message(raw.info.encoding))
+    raise errors.error_from_result(result, encoding=raw.info.encoding)
 
 
 def _loader(raw, oid: int):

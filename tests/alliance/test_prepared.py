@@ -179,3 +179,23 @@ def test_outside_a_transaction_a_lost_connection_is_an_operational_error():
         fetchone_prepared(_SQL, [2])
     connection.close()
     assert fetchone_prepared(_SQL, [3]) == (4,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_that_dropped_one_of_its_statements_prepares_it_alone_again():
+    # given two hot statements, one of which the session deallocated by name
+    other = "SELECT %s::int * 2 -- test_prepared"
+    assert fetchone_prepared(_SQL, [1]) == (2,) and fetchone_prepared(other, [2]) == (4,)
+    [name] = [n for n in _prepared_names() if n.startswith("hot_")
+              and n != _hot_name(other)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DEALLOCATE {name}")
+    # when both are asked again, then both answer (the one still prepared is kept)
+    assert fetchone_prepared(_SQL, [3]) == (4,) and fetchone_prepared(other, [3]) == (6,)
+    assert len(_prepared()) == 2
+
+
+def _hot_name(sql: str) -> str:
+    from alliance.prepared import _named
+
+    return _named(sql)[0].decode()
